@@ -1,0 +1,27 @@
+# Front door: `make demo`, `make test`, `make bench`. Bootstraps .venv from the package registries.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: test demo bench vectors clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/python -m lockproto.demo
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+vectors: $(STAMP)
+	$(BIN)/python -m lockproto.vectors tests/vectors
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
