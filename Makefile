@@ -22,6 +22,7 @@ bench: $(STAMP)
 
 vectors: $(STAMP)
 	$(BIN)/python -m lockproto.vectors tests/vectors
+	$(BIN)/python tests/test_fw_vectors.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
