@@ -154,3 +154,17 @@ def hello(v):
 
 def error(code, detail):
     return _h(lockwire.encode_error(code, detail))
+
+
+def connections(v, conns):
+    # One lock, several connections: conns = [[nonce_l, [messages...]], ...].
+    # -> {"responses": [[...], ...], "actuations": [...], "epoch": final epoch}
+    lock = _FixedLock(_b(v["state_block"]), master=_b(v["master"]), lock_id=_b(v["lock_id"]),
+                      epoch=v["epoch"], now=v["now"], nonces=[_b(c[0]) for c in conns])
+    out = []
+    for nonce, msgs in conns:
+        s = locksession.LockSession(lock)
+        s.hello()
+        out.append([_h(s.handle(_b(m))) for m in msgs])
+    return {"responses": out, "actuations": [[op, tid] for op, tid in lock.actuations],
+            "epoch": lock.keys.epoch}
