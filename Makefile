@@ -15,7 +15,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/python -m lockproto.demo
+	$(BIN)/python demo/protocol_demo.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
