@@ -15,6 +15,7 @@ from pathlib import Path
 from .codes import DIR_PHONE, Bolt, DenyKind, Err, Event, Flag, Op, Right
 from .crypto import LABELS, LockKeys, derive, sha256, fmac
 from .errors import ProtocolError
+from .advert import Advert, scan_response
 from .fragment import encode_frame, fragment
 from .issuer import deny_list, issue_ticket, journal_ack, rekey_message, rekey_proof, time_token
 from .journal import Record, chain_genesis, make_export_chunk, seal
@@ -342,6 +343,15 @@ def hello_vectors() -> list[dict]:
     return out
 
 
+def advert_vectors() -> dict:
+    ads = [Advert(LOCK_ID, 80, 0), Advert(LOCK_B, 255, Flag.TIME_UNCERTAIN | Flag.BATTERY_LOW | Flag.DENY_STALE)]
+    for a in ads:
+        assert len(a.encode()) <= 31
+    return {"adverts": [{"lock_id": h(a.lock_id), "battery_pct": a.battery_pct, "flags": int(a.flags),
+                         "payload": h(a.encode())} for a in ads],
+            "scan_response": h(scan_response())}
+
+
 def error_vectors() -> list[dict]:
     return [{"code": int(c), "detail": d, "frame": h(ErrorFrame(c, d).encode())}
             for c, d in ((Err.WRONG_EPOCH, 2), (Err.LOCKED_OUT, 3600), (Err.INTERNAL, 0))]
@@ -356,6 +366,7 @@ def generate() -> dict:
         "windows": window_vectors(),
         "hello": hello_vectors(),
         "errors": error_vectors(),
+        "advertising": advert_vectors(),
         "sessions": session_vectors(),
         "server": server_vectors(),
         "journal": journal_vectors(),

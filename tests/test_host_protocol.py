@@ -254,3 +254,16 @@ def test_lock_keys_repr_hides_keys():
     keys = LockKeys.from_master(bytes(range(32)), b"L" * 8, 1)
     text = repr(keys)
     assert keys.tk.hex() not in text and "tk" not in text and "4c4c4c4c4c4c4c4c" in text
+
+
+@given(lock_ids, st.integers(0, 255), st.integers(0, 255), st.binary(max_size=10))
+def test_advert_round_trip_and_robustness(lock_id, pct, flags, noise):
+    from lockproto.advert import Advert, scan_response
+
+    a = Advert(lock_id, pct, flags)
+    assert len(a.encode()) <= 31 and len(scan_response()) <= 31
+    assert Advert.decode(a.encode()) == a
+    try:
+        Advert.decode(noise)
+    except ProtocolError:
+        pass

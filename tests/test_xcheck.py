@@ -96,3 +96,10 @@ def test_hello(fw, v):
 @pytest.mark.parametrize("v", V["errors"], ids=lambda v: str(v["code"]))
 def test_error_frames(fw, v):
     assert fw.call("xcheck.error", v["code"], v["detail"]) == v["frame"]
+
+
+def test_advertising(fw):
+    a = V["advertising"]
+    adverts, scan = fw.call("xcheck.advertising", a["adverts"])
+    assert adverts == [x["payload"] for x in a["adverts"]]
+    assert scan == a["scan_response"]

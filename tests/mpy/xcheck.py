@@ -168,3 +168,9 @@ def connections(v, conns):
         out.append([_h(s.handle(_b(m))) for m in msgs])
     return {"responses": out, "actuations": [[op, tid] for op, tid in lock.actuations],
             "epoch": lock.keys.epoch}
+
+
+def advertising(ads):
+    import lockadv
+    return [[_h(lockadv.advertisement(_b(a["lock_id"]), a["battery_pct"], a["flags"])) for a in ads],
+            _h(lockadv.scan_response())]
