@@ -25,3 +25,21 @@ def fw():
         yield worker
     finally:
         worker.close()
+
+
+@pytest.fixture
+def micropython():
+    """Run a script or snippet under the real MicroPython with a heap cap.
+
+    ``micropython(script=path | code=text, heapsize="64k", paths=[...], args=[...])``
+    returns an ``mpyhost.Result`` with ``returncode``, ``stdout``, ``stderr``; firmware/lib
+    (and tests/mpy) are on the interpreter's path.
+    """
+    import functools
+
+    import mpyhost
+
+    def run(script=None, *, paths=(), **kw):
+        return mpyhost.run(script, paths=[MPY_DIR, *paths], **kw)
+
+    return functools.wraps(mpyhost.run)(run)

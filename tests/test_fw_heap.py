@@ -46,8 +46,8 @@ print("UNLOCKED")
 """
 
 
-def test_auth_unlock_in_64k_heap():
-    res = mpyhost.run(code=SCRIPT, heapsize="64k", paths=[MPY_DIR])
+def test_auth_unlock_in_64k_heap(micropython):
+    res = micropython(code=SCRIPT, heapsize="64k")
     assert res.ok, res.stderr
     assert res.stdout.strip() == "UNLOCKED"
 
