@@ -1,0 +1,126 @@
+# The event journal's logic (docs/protocol.md §6): sequence numbers, the chain
+# MAC, acknowledgement and overflow, over a record store. The store here keeps
+# records in RAM; the flash store (power-loss safe) plugs in with the same
+# interface: capacity, count(), append(rec), oldest(), drop_oldest().
+import struct
+from lockcodes import (
+    E_OK, E_NOT_FOUND, E_BAD_MAC, EV_OVERFLOW, CHUNK_MAX, RECORD_BODY_LEN,
+)
+from lockcrypto import compare_digest
+from lockrecord import pack_body, seal, chain_genesis
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+_OVERFLOW_EVERY = const(64)  # one OVERFLOW record per this many lost records
+
+
+def _seq(rec):
+    return struct.unpack(">I", rec[:4])[0]
+
+
+class RamRecords:
+    # Records in a list; a stand-in for the flash ring with the same interface.
+    def __init__(self, capacity):
+        self.capacity = capacity
+        self._recs = []
+
+    def count(self):
+        return len(self._recs)
+
+    def append(self, rec):
+        if len(self._recs) >= self.capacity:
+            raise ValueError("full")
+        self._recs.append(bytes(rec))
+
+    def oldest(self):
+        return self._recs[0] if self._recs else None
+
+    def drop_oldest(self):
+        self._recs.pop(0)
+
+    def get(self, i):
+        return self._recs[i]
+
+
+class Journal:
+    # head: newest sequence; acked: newest acknowledged; base_chain: chain value
+    # before the oldest retained record.
+    def __init__(self, store, lock_id, jm, head=0, acked=0, chain=None, base_chain=None, lost=0):
+        self.store = store
+        self.lock_id = lock_id
+        genesis = chain_genesis(jm, lock_id)
+        self.head = head
+        self.acked = acked
+        self.chain = chain or genesis
+        self.base_chain = base_chain or genesis
+        self.lost = lost
+        self._reported = lost
+        self._overflow_seq = 0  # sequence of the newest OVERFLOW record written
+
+    def backlog(self):
+        return self.head - self.acked
+
+    def append(self, jm, now, event, flags=0, arg16=0, user_id=0, ticket_id=0, arg=0):
+        # Seal and store one record under journal-MAC key jm (the current epoch's).
+        rec = self._put(jm, now, event, flags, arg16, user_id, ticket_id, arg)
+        # Losses are reported by an OVERFLOW record carrying the total lost so
+        # far: at the first loss, every _OVERFLOW_EVERY losses, and again
+        # whenever the last OVERFLOW record itself was overwritten.
+        if self.lost > self._reported and (self.lost - self._reported >= _OVERFLOW_EVERY
+                                           or self._overflow_seq < self.first_seq()):
+            self._reported = self.lost
+            self._put(jm, now, EV_OVERFLOW, flags, 0, 0, 0, self.lost)
+            self._overflow_seq = self.head
+        return rec
+
+    def _put(self, jm, now, event, flags, arg16, user_id, ticket_id, arg):
+        store = self.store
+        if store.count() >= store.capacity:
+            # full of unacknowledged records: the oldest one is lost
+            old = store.oldest()
+            self.base_chain = old[RECORD_BODY_LEN:]
+            store.drop_oldest()
+            self.lost += 1
+        seq = self.head + 1
+        rec = seal(jm, self.chain, pack_body(seq, now, event, flags, arg16, user_id, ticket_id, arg))
+        store.append(rec)
+        self.head = seq
+        self.chain = rec[RECORD_BODY_LEN:]
+        return rec
+
+    def first_seq(self):
+        old = self.store.oldest()
+        return _seq(old) if old is not None else self.head + 1
+
+    def read(self, from_seq, max_count):
+        # -> (first_seq, records, head_seq, prev_chain) per §6.3
+        first = self.first_seq()
+        n = self.store.count()
+        if from_seq < first:
+            from_seq = first
+        if from_seq > self.head:
+            return self.head + 1, [], self.head, self.chain
+        i = from_seq - first
+        prev = self.base_chain if i == 0 else self.store.get(i - 1)[RECORD_BODY_LEN:]
+        count = min(max_count, CHUNK_MAX, n - i)
+        return from_seq, [self.store.get(i + k) for k in range(count)], self.head, prev
+
+    def ack(self, seq, chain):
+        # -> (status, acked). Frees records <= seq once the chain matches.
+        if seq <= self.acked:
+            return E_OK, self.acked
+        first = self.first_seq()
+        if seq < first or seq > self.head:
+            return E_NOT_FOUND, self.acked
+        rec = self.store.get(seq - first)
+        if not compare_digest(rec[RECORD_BODY_LEN:], chain):
+            return E_BAD_MAC, self.acked
+        for _ in range(seq - first + 1):
+            self.base_chain = self.store.oldest()[RECORD_BODY_LEN:]
+            self.store.drop_oldest()
+        self.acked = seq
+        return E_OK, self.acked
