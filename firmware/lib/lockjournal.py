@@ -46,20 +46,37 @@ class RamRecords:
         return self._recs[i]
 
 
+_STATE = ">III8s"  # acked, lost, reported, base_chain
+
+
 class Journal:
     # head: newest sequence; acked: newest acknowledged; base_chain: chain value
-    # before the oldest retained record.
-    def __init__(self, store, lock_id, jm, head=0, acked=0, chain=None, base_chain=None, lost=0):
+    # before the oldest retained record. `state` (from state_blob()) carries
+    # what the records themselves cannot tell after a reboot; head and chain
+    # are recovered from the newest stored record.
+    def __init__(self, store, lock_id, jm, state=None):
         self.store = store
         self.lock_id = lock_id
         genesis = chain_genesis(jm, lock_id)
-        self.head = head
-        self.acked = acked
-        self.chain = chain or genesis
-        self.base_chain = base_chain or genesis
-        self.lost = lost
-        self._reported = lost
+        self.acked, self.lost, self._reported, self.base_chain = 0, 0, 0, genesis
+        # a new journal must persist its genesis: after a re-key jm is another key
+        self.dirty = True
+        if state is not None and len(state) == struct.calcsize(_STATE):
+            self.acked, self.lost, self._reported, self.base_chain = struct.unpack(_STATE, state)
+            self.dirty = False
+        n = store.count()
+        if n:
+            last = store.get(n - 1)
+            self.head = _seq(last)
+            self.chain = last[RECORD_BODY_LEN:]
+        else:
+            self.head = self.acked
+            self.chain = self.base_chain
         self._overflow_seq = 0  # sequence of the newest OVERFLOW record written
+
+    def state_blob(self):
+        self.dirty = False
+        return struct.pack(_STATE, self.acked, self.lost, self._reported, self.base_chain)
 
     def backlog(self):
         return self.head - self.acked
@@ -85,12 +102,18 @@ class Journal:
             self.base_chain = old[RECORD_BODY_LEN:]
             store.drop_oldest()
             self.lost += 1
+            self.dirty = True
         seq = self.head + 1
         rec = seal(jm, self.chain, pack_body(seq, now, event, flags, arg16, user_id, ticket_id, arg))
         store.append(rec)
         self.head = seq
         self.chain = rec[RECORD_BODY_LEN:]
         return rec
+
+    def last_time(self):
+        # time of the newest record (0: none): a floor for the clock after power loss
+        n = self.store.count()
+        return struct.unpack(">I", self.store.get(n - 1)[4:8])[0] if n else 0
 
     def first_seq(self):
         old = self.store.oldest()
@@ -123,4 +146,5 @@ class Journal:
             self.base_chain = self.store.oldest()[RECORD_BODY_LEN:]
             self.store.drop_oldest()
         self.acked = seq
+        self.dirty = True
         return E_OK, self.acked

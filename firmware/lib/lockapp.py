@@ -1,0 +1,137 @@
+# One door unit: builds the lock from its hardware (lockhal.Hardware) and its
+# durable state (a key-value store and a journal record store), and runs it.
+# `poll()` is one synchronous step of the unit's housekeeping (sensors ->
+# mechanism -> motor, journal, feedback, clock persistence, watchdog); the
+# asyncio tasks of `run()` only call it and the transports. Tests and the
+# simulator call poll() directly with simulated time.
+import struct
+from lockcodes import EV_BOOT, EV_PROVISIONED, EV_TIME_UNCERTAIN, FW_VERSION, E_OK, E_FACTORY_MODE
+import lockcrypto
+from lockkeys import KeyStore
+from lockjournal import Journal
+from lockctx import LockContext
+from lockclock import Clock
+from lockguard import Guard
+from lockdeny import DenyList
+from lockmech import Mechanism
+import locksession
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+_POLL_MS = const(20)
+_ID_KEY = b"identity"
+_HWM_KEY = b"hwm"
+_GUARD_KEY = b"guard"
+_DENY_KEY = b"deny"
+_JOURNAL_KEY = b"journal"
+# reset causes after which the RTC still holds the time (lockhal.RESET_*)
+_RTC_KEPT = (3, 4, 5)  # watchdog, deep-sleep wake, soft reset
+
+
+class DoorUnit:
+    def __init__(self, hw, kv, records, random=lockcrypto.random_bytes):
+        self.hw = hw
+        self.kv = kv
+        self._ms = 0              # monotonic milliseconds since boot
+        self._last = hw.ticks_ms()
+        ident = kv.load(_ID_KEY)
+        self.lock_id = ident if ident is not None and len(ident) == 8 else b"\x00" * 8
+        self.keystore = KeyStore(kv, self.lock_id)
+        self.guard = Guard()
+        g = kv.load(_GUARD_KEY)
+        if g:
+            try:
+                self.guard.restore(tuple(struct.unpack(">III", g)))
+            except (ValueError, TypeError):
+                pass
+        blob = kv.load(_DENY_KEY)
+        self.deny = DenyList()
+        if blob:
+            try:
+                self.deny = DenyList.decode(blob)
+            except ValueError:
+                pass  # damaged: an empty list; phones push the current one (version > 0)
+        self.mech = Mechanism(motor_timeout_ms=hw.motor_timeout_ms)
+        keys = self.keystore.keys
+        self.journal = Journal(records, self.lock_id, keys.jm if keys else b"\x00" * 32, kv.load(_JOURNAL_KEY))
+        # the clock never goes back past its persisted mark nor the newest record
+        hwm = kv.load(_HWM_KEY)
+        hwm = max(struct.unpack(">I", hwm)[0] if hwm else 0, self.journal.last_time())
+        cause = hw.reset_cause()
+        self.clock = Clock(hw.clock, hwm, power_lost=cause not in _RTC_KEPT)
+        self.ctx = LockContext(self.lock_id, self.keystore, self.clock, self.guard, self.deny, self.mech,
+                               self.journal, kv, self.ms, random, door_open=self._door_open)
+        fw = FW_VERSION
+        self.ctx.log(EV_BOOT, arg16=cause, arg=(fw[0] << 16) | (fw[1] << 8) | fw[2])
+        if self.clock.time_uncertain():
+            self.ctx.log(EV_TIME_UNCERTAIN)
+
+    def ms(self):
+        return self._ms
+
+    def _door_open(self):
+        return not self.hw.door.is_closed()
+
+    @property
+    def provisioned(self):
+        return self.keystore.keys is not None
+
+    def provision(self, lock_id, epoch, master, now):
+        # factory mode only (the serial provisioning path calls this)
+        if self.provisioned:
+            return E_FACTORY_MODE
+        self.kv.save(_ID_KEY, lock_id)
+        self.lock_id = lock_id
+        self.keystore.lock_id = lock_id
+        self.keystore.provision(epoch, master)
+        self.ctx.lock_id = lock_id
+        self.journal.__init__(self.journal.store, lock_id, self.keystore.keys.jm)
+        self.clock.set_time(now)
+        self.ctx.log(EV_PROVISIONED)
+        return E_OK
+
+    def session(self):
+        return locksession.LockSession(self.ctx)
+
+    def advert(self):
+        # (lock id, battery %, flags) for the advertisement
+        return self.lock_id, 255, self.ctx.flags()
+
+    def poll(self):
+        hw = self.hw
+        now = hw.ticks_ms()
+        self._ms += max(0, hw.ticks_diff(now, self._last))
+        self._last = now
+        mech = self.mech
+        mech.update(self._ms, hw.bolt.position(), hw.door.is_closed(), hw.button.take())
+        hw.motor.drive(mech.motor)
+        for event, arg16, arg in mech.events():
+            self.ctx.log(event, arg16=arg16, arg=arg)
+        fb = mech.take_feedback()
+        if fb:
+            hw.buzzer.signal(fb)
+        hw.buzzer.poll()
+        hw.led.poll()
+        self.ctx.save_journal_state()
+        if self.clock.hwm_due(self.clock.now()):
+            self.kv.save(_HWM_KEY, struct.pack(">I", self.clock.take_hwm()))
+        hw.wdt.feed()
+
+    async def run(self, links=()):
+        # links: transports with `async run()` (BLE, serial); poll() is the heartbeat
+        import asyncio
+        hw = self.hw
+        hw.wdt.start()
+        tasks = [asyncio.create_task(link.run()) for link in links]
+        try:
+            while True:
+                self.poll()
+                await asyncio.sleep_ms(_POLL_MS)
+        finally:
+            hw.motor.drive(0)
+            for t in tasks:
+                t.cancel()

@@ -1,0 +1,100 @@
+# Runs under MicroPython: whole door units (lockapp.DoorUnit) on the simulator
+# HAL, driven step by step from tests/test_app_*.py. "Flash" (the key-value
+# store and the journal records) outlives reboots and power cuts here.
+import lockhal
+import lockhal_sim
+import lockapp
+from lockkeys import RamKV
+from lockjournal import RamRecords
+from binascii import hexlify
+
+
+class Bench:
+    def __init__(self, boards, capacity=512):
+        self.boards = boards
+        self.units = {}
+
+    def new(self, uid, bolt=0, door_closed=True):
+        board = lockhal.load_board("sim", self.boards)
+        world = lockhal_sim.SimWorld(board, bolt=bolt, door_closed=door_closed)
+        self.units[uid] = {"board": board, "world": world, "kv": RamKV(), "records": RamRecords(512),
+                           "session": None}
+        self._boot(uid)
+
+    def _boot(self, u):
+        d = self.units[u]
+        hw = lockhal.wire(d["board"], lockhal_sim.SimHal(d["world"]))
+        d["hw"] = hw
+        d["unit"] = lockapp.DoorUnit(hw, d["kv"], d["records"])
+        d["session"] = None
+        d["unit"].poll()
+
+    def provision(self, u, lock_id, epoch, master, now):
+        return self.units[u]["unit"].provision(lock_id, epoch, master, now)
+
+    def hello(self, u):
+        d = self.units[u]
+        d["session"] = d["unit"].session()
+        return d["session"].hello()
+
+    def handle(self, u, msg):
+        d = self.units[u]
+        resp = d["session"].handle(msg)
+        d["unit"].poll()
+        return resp
+
+    def run(self, u, ms, step=20):
+        # let ms of simulated time pass, polling the unit like its asyncio loop
+        d = self.units[u]
+        t = 0
+        while t < ms:
+            cause = d["world"].advance(step)
+            if cause is not None:
+                self._boot(u)
+            d["unit"].poll()
+            t += step
+
+    def door(self, u, closed):
+        self.units[u]["world"].set_door(closed)
+
+    def press(self, u):
+        self.units[u]["world"].press()
+
+    def jam(self, u, on):
+        self.units[u]["world"].jam = on
+
+    def power_cut(self, u, off_ms=0):
+        d = self.units[u]
+        d["world"].power_cut()
+        d["world"].advance(off_ms)
+        self._boot(u)
+
+    def status(self, u):
+        d = self.units[u]
+        unit = d["unit"]
+        w = d["world"]
+        return {"state": unit.mech.state, "motor": w.motor(), "bolt": w.bolt, "motor_ms": w.motor_ms,
+                "now": unit.clock.now(), "uncertain": unit.clock.time_uncertain(),
+                "head": unit.journal.head, "flags": unit.ctx.flags(),
+                "epoch": unit.keystore.keys.epoch if unit.keystore.keys else 0,
+                "deny": unit.deny.version, "provisioned": unit.provisioned}
+
+    def journal(self, u):
+        j = self.units[u]["unit"].journal
+        out = []
+        first = j.first_seq()
+        for i in range(j.store.count()):
+            out.append(hexlify(j.store.get(i)).decode())
+        return [first, hexlify(j.base_chain).decode(), out]
+
+
+_bench = None
+
+
+def bench(boards):
+    global _bench
+    _bench = Bench(boards)
+
+
+def call(name, *args):
+    return getattr(_bench, name)(*args)
