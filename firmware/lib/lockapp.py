@@ -130,8 +130,47 @@ class DoorUnit:
         try:
             while True:
                 self.poll()
+                for t in tasks:
+                    if t.done():
+                        await t  # a transport ended: re-raise its error (serve() resets)
+                        raise RuntimeError("link ended")
                 await asyncio.sleep_ms(_POLL_MS)
         finally:
             hw.motor.drive(0)
             for t in tasks:
                 t.cancel()
+
+
+def serve(unit, links=(), reset=None):
+    # Runs the unit until it stops. In production (provisioned) any unhandled
+    # error resets the unit instead of ending at a REPL prompt; the motor is
+    # switched off first (DoorUnit.run's finally). Returns only in factory mode.
+    import asyncio
+    try:
+        asyncio.run(unit.run(links))
+    except BaseException:
+        unit.hw.motor.drive(0)
+        if unit.provisioned and reset is not None:
+            reset()
+            return
+        raise
+
+
+def main(board_dir="/", kv_root="/lock"):
+    # The device entry point (firmware/main.py).
+    import lockhal
+    import lockhal_esp32
+    from lockkv import FileKV
+    from lockjournal import RamRecords
+    board = lockhal.load_board("board", board_dir)
+    hw = lockhal.wire(board, lockhal_esp32)
+    # RAM records until the flash journal store lands (docs/architecture.md)
+    unit = DoorUnit(hw, FileKV(kv_root), RamRecords(512))
+    links = []
+    try:
+        import aioble
+        import lockble
+        links.append(lockble.BleLink(aioble, unit.session, unit.advert))
+    except ImportError:
+        pass  # no BLE stack installed: serial maintenance only
+    serve(unit, links, hw.reset)

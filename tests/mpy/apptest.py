@@ -98,3 +98,27 @@ def bench(boards):
 
 def call(name, *args):
     return getattr(_bench, name)(*args)
+
+
+class _Boom:
+    async def run(self):
+        raise RuntimeError("a transport failed")
+
+
+def serve_failure(boards, provisioned):
+    # lockapp.serve() with a link that fails: production resets, factory re-raises
+    import lockapp as A
+    b = Bench(boards)
+    b.new("x")
+    d = b.units["x"]
+    unit = d["unit"]
+    if provisioned:
+        unit.provision(b"LK\x00\x00\x00\x00\x00\x09", 1, bytes(32), 1767225600)
+    unit.hw.motor.drive(1)
+    resets = []
+    try:
+        A.serve(unit, [_Boom()], lambda: resets.append(1))
+        raised = False
+    except RuntimeError:
+        raised = True
+    return {"resets": len(resets), "raised": raised, "motor": d["world"].motor()}
