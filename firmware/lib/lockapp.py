@@ -137,7 +137,10 @@ class DoorUnit:
                 await asyncio.sleep_ms(_POLL_MS)
         finally:
             hw.motor.drive(0)
-            for t in tasks:
+            for link, t in zip(links, tasks):
+                stop = getattr(link, "stop", None)
+                if stop is not None:
+                    stop()  # a flag the link honours even if a cancel is lost
                 t.cancel()
 
 

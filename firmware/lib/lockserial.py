@@ -1,0 +1,122 @@
+# Serial maintenance transport (docs/protocol.md §3.2, §4.1, §9): framed messages
+# over an asyncio stream, a thin adapter around the pure LockSession.
+#
+#   SerialLink(stream, session_factory, hello_ms=30000, msg_ms=30000,
+#              session_ms=120000, frag_ms=2000, read_size=256)
+#     stream          asyncio stream: `await read(n)` (b"" at end of stream),
+#                     `write(b)`, `await drain()`; on a unit
+#                     asyncio.StreamReader(machine.UART(..., timeout=0)), which is both
+#     session_factory () -> a fresh LockSession-like object
+#
+# The one-byte message 0x01 asks for a HELLO and starts a new connection (a
+# fresh session each time); every other message goes to the current session.
+# Frames with a bad length or CRC are dropped without an answer (FrameDecoder);
+# a frame stalled for frag_ms is dropped when the next bytes arrive. A session
+# that times out (HELLO -> AUTH, between messages, whole session) is closed and
+# announced with a framed ERROR TIMEOUT. Only frames are ever written to the port.
+# `serve()` runs until the stream ends; `run()` until `stop()`.
+import asyncio
+from time import ticks_ms, ticks_add, ticks_diff
+from lockcodes import E_TIMEOUT
+from lockwire import encode_error
+from lockfrag import FrameDecoder, encode_frame
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+_HELLO_MS = const(30000)
+_MSG_MS = const(30000)
+_SESSION_MS = const(120000)
+_FRAG_MS = const(2000)
+_WRITE_MS = const(2000)
+_BACKOFF_MS = const(1000)
+_HELLO_REQUEST = b"\x01"
+
+
+class SerialLink:
+    def __init__(self, stream, session_factory, hello_ms=_HELLO_MS, msg_ms=_MSG_MS,
+                 session_ms=_SESSION_MS, frag_ms=_FRAG_MS, read_size=256):
+        self._stream = stream
+        self._factory = session_factory
+        self.hello_ms = hello_ms
+        self.msg_ms = msg_ms
+        self.session_ms = session_ms
+        self.frag_ms = frag_ms
+        self._n = read_size
+        self._task = None
+        self._stopped = False
+
+    async def run(self):
+        # until stop() (final): a port that ends or fails is read again a little later
+        self._task = asyncio.current_task()
+        try:
+            while not self._stopped:
+                try:
+                    await self.serve()
+                except Exception:
+                    pass
+                if not self._stopped:
+                    await asyncio.sleep_ms(_BACKOFF_MS)
+        finally:
+            self._task = None
+
+    def stop(self):
+        # ends run(), even if asyncio.wait_for absorbed the cancellation
+        self._stopped = True
+        t = self._task
+        if t is not None and t is not asyncio.current_task():
+            t.cancel()
+
+    async def serve(self):
+        # until the stream ends (read returns b"")
+        dec = FrameDecoder()
+        session = self._factory()   # no HELLO yet: AUTH/OP get ERROR NO_SESSION
+        start = due = None          # session start and the next deadline (ticks), or None
+        last = None                 # ticks of the last bytes received
+        try:
+            while True:
+                data = None
+                if due is None:
+                    data = await self._stream.read(self._n)
+                else:
+                    now = ticks_ms()
+                    left = min(ticks_diff(due, now), ticks_diff(ticks_add(start, self.session_ms), now))
+                    if left > 0:
+                        try:
+                            data = await asyncio.wait_for_ms(self._stream.read(self._n), left)
+                        except asyncio.TimeoutError:
+                            pass
+                    if data is None:
+                        session.close()
+                        due = None
+                        await self._write(encode_error(E_TIMEOUT))
+                        continue
+                if not data:
+                    return
+                now = ticks_ms()
+                if last is not None and ticks_diff(now, last) > self.frag_ms:
+                    dec.reset()  # a frame stalled between bytes: drop it
+                last = now
+                for msg in dec.feed(data):
+                    if msg == _HELLO_REQUEST:
+                        session.close()
+                        session = self._factory()
+                        resp = session.hello()
+                        start = now
+                        due = ticks_add(now, self.hello_ms)
+                    else:
+                        resp = session.handle(msg)
+                        due = None if session.closed else ticks_add(ticks_ms(), self.msg_ms)
+                    await self._write(resp)
+        finally:
+            session.close()
+
+    async def _write(self, msg):
+        self._stream.write(encode_frame(msg))
+        try:
+            await asyncio.wait_for_ms(self._stream.drain(), _WRITE_MS)
+        except asyncio.TimeoutError:
+            pass
