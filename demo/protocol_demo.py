@@ -19,7 +19,7 @@ import mpyhost  # noqa: E402
 from lockproto import (Bolt, DenyKind, Err, LockKeys, Op, PhoneSession, ProtocolError, Right,  # noqa: E402
                        issue_ticket, open_chunk, verify_chain)
 from lockproto.fragment import fragment  # noqa: E402
-from lockproto.issuer import deny_list, rekey_message, verify_rekey_proof  # noqa: E402
+from lockproto.issuer import deny_list, rekey_pair, verify_rekey_proof  # noqa: E402
 from lockproto.journal import chain_genesis  # noqa: E402
 
 DAY = int(datetime(2026, 11, 23, 6, 0, tzinfo=timezone.utc).timestamp())  # 07:00 in Denmark
@@ -100,7 +100,7 @@ def main() -> int:
         d.visit("Anna's lost phone", anna, [(Op.UNLOCK, b"")])
 
         print(f"\n{when(d.now)}  IT re-keys the lock over the air; Bo's phone is the courier")
-        msg, new_keys = rekey_message(d.keys, secrets.token_bytes(32))
+        msg, new_keys = rekey_pair(d.keys, secrets.token_bytes(32))
         res = d.visit("Bo (alarm key)", bo_alarm, [(Op.NOP, b""), (Op.REKEY, msg)])
         print(f"  the lock's proof of the new key verifies: {verify_rekey_proof(new_keys, res[-1].payload)}")
         d.visit("Bo, old-epoch key", bo_alarm, [(Op.UNLOCK, b"")])

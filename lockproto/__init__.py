@@ -1,16 +1,27 @@
-"""Host side of the lock protocol (docs/protocol.md): codes, crypto, messages, issuing, phone sessions."""
+"""Host (CPython) side of the door-lock protocol of docs/protocol.md."""
 
-from .codes import Bolt, DenyKind, Err, Event, Flag, MsgType, Op, Right
+from .codes import (
+    MAX_MESSAGE, PROTO_MAX, PROTO_MIN, RX_UUID, SERVICE_UUID, TX_UUID, Bolt, ConfigKey, DenyKind, Err, Event, Flag,
+    MsgType, Op, Right,
+)
 from .crypto import LockKeys, new_master
 from .errors import ProtocolError
-from .issuer import deny_list, issue_ticket, journal_ack, rekey_message, time_token, verify_rekey_proof
-from .journal import ExportChunk, Record, open_chunk, verify_chain
-from .phone import PhoneSession
-from .wire import Hello, StateBlock, Ticket
+from .fragment import FrameDecoder, Reassembler, encode_frame, fragment
+from .issuer import (
+    deny_list, issue_ticket, journal_ack, rekey_message, rekey_pair, rekey_proof, ticket_key, time_token, verify_rekey_proof,
+)
+from .journal import ExportChunk, Record, make_export_chunk, open_chunk, verify_chain
+from .phone import PhoneSession, lock_check_auth, lock_check_op, lock_result
+from .wire import Auth, ErrorFrame, Hello, OpFrame, Result, StateBlock, Ticket, decode_message
 
 __all__ = [
-    "Bolt", "DenyKind", "Err", "Event", "Flag", "MsgType", "Op", "Right", "LockKeys", "new_master",
-    "ProtocolError", "deny_list", "issue_ticket", "journal_ack", "rekey_message", "time_token",
-    "verify_rekey_proof", "ExportChunk", "Record", "open_chunk", "verify_chain", "PhoneSession",
-    "Hello", "StateBlock", "Ticket",
+    "MAX_MESSAGE", "PROTO_MAX", "PROTO_MIN", "RX_UUID", "SERVICE_UUID", "TX_UUID",
+    "Bolt", "ConfigKey", "DenyKind", "Err", "Event", "Flag", "MsgType", "Op", "Right",
+    "LockKeys", "new_master", "ProtocolError",
+    "FrameDecoder", "Reassembler", "encode_frame", "fragment",
+    "deny_list", "issue_ticket", "journal_ack", "rekey_message", "rekey_pair", "rekey_proof", "ticket_key", "time_token",
+    "verify_rekey_proof",
+    "ExportChunk", "Record", "make_export_chunk", "open_chunk", "verify_chain",
+    "PhoneSession", "lock_check_auth", "lock_check_op", "lock_result",
+    "Auth", "ErrorFrame", "Hello", "OpFrame", "Result", "StateBlock", "Ticket", "decode_message",
 ]

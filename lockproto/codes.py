@@ -1,7 +1,8 @@
 """Every number of the lock protocol (docs/protocol.md), with words for people.
 
-This is the one code table: firmware uses the same numbers (firmware/lib/lockcodes.py);
-CLIs and HTTP handlers translate codes into words only through :meth:`Err.describe`.
+This is the one code table on the host side: the firmware uses the same numbers
+(firmware/lib/lockcodes.py); CLIs and HTTP handlers turn codes into words only
+through :meth:`Err.describe`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from enum import IntEnum, IntFlag
 
 
 class Err(IntEnum):
-    """Status and error codes (protocol §4.7)."""
+    """Status and error codes (protocol §4.7), in RESULT ``status`` and ERROR ``code``."""
 
     OK = 0
     MALFORMED = 1
@@ -44,53 +45,58 @@ class Err(IntEnum):
     INTERNAL = 29
 
     def describe(self) -> str:
-        """One sentence for a carer or an IT person."""
+        """One sentence for a carer or an IT person (the meaning column of §4.7)."""
         return _WORDS[self]
 
 
-_WORDS = {
-    Err.OK: "done",
-    Err.MALFORMED: "the message was not well formed",
-    Err.UNSUPPORTED_VERSION: "the lock and the app speak different protocol versions; one of them needs an update",
-    Err.UNKNOWN_TYPE: "the lock does not know this kind of message",
-    Err.UNKNOWN_OP: "the lock does not know this operation",
-    Err.TOO_LARGE: "the message is longer than 1024 bytes",
-    Err.FRAGMENT: "a radio fragment arrived out of order; try again",
-    Err.WRONG_LOCK: "this key is for another lock",
-    Err.WRONG_EPOCH: "this key is from another key generation of the lock; fetch new keys",
-    Err.BAD_MAC: "the message failed its authenticity check",
-    Err.NOT_YET_VALID: "this key is not valid yet",
-    Err.EXPIRED: "this key has expired",
-    Err.OUTSIDE_WINDOW: "this key is not valid at this time of day",
-    Err.REVOKED: "this key or its holder has been revoked",
-    Err.NO_RIGHT: "this key does not allow that operation",
-    Err.LOCKED_OUT: "too many failed attempts; the lock refuses keys for a while",
-    Err.BAD_COUNTER: "the session's message counter is wrong; reconnect",
-    Err.NO_SESSION: "no session is open; reconnect",
-    Err.TIME_UNCERTAIN: "the lock lost track of time; connect with a phone that is online to set it",
-    Err.STALE: "the lock already holds this or a newer version",
-    Err.UNWRAP_FAILED: "the new lock key could not be unwrapped",
-    Err.CAPACITY: "more entries than the lock can store",
-    Err.NOT_FOUND: "no such journal record or setting",
-    Err.MECHANISM: "the bolt is jammed or the motor failed",
-    Err.BATTERY_CRITICAL: "the battery is too low to run the motor safely",
-    Err.STORAGE: "the lock could not write its flash; nothing was changed",
-    Err.TIMEOUT: "the other side took too long",
-    Err.FACTORY_MODE: "the lock is not provisioned yet",
-    Err.BUSY: "the lock is busy; try again",
-    Err.INTERNAL: "the lock hit an internal error and stayed locked",
+_WORDS: dict[Err, str] = {
+    Err.OK: "Done.",
+    Err.MALFORMED: "The message was garbled: a length or value does not fit the lock protocol.",
+    Err.UNSUPPORTED_VERSION: "The lock and the app (or the key) speak different protocol versions; "
+                             "one of them needs an update.",
+    Err.UNKNOWN_TYPE: "The lock does not know this kind of message.",
+    Err.UNKNOWN_OP: "The lock does not know this operation; it may need a firmware update.",
+    Err.TOO_LARGE: "The message is longer than the 1024 bytes the lock accepts.",
+    Err.FRAGMENT: "A piece of the radio message arrived out of order or broken; try again.",
+    Err.WRONG_LOCK: "This key is for another lock.",
+    Err.WRONG_EPOCH: "This key belongs to an older or newer key generation of the lock; fetch fresh keys.",
+    Err.BAD_MAC: "The message failed its authenticity check.",
+    Err.NOT_YET_VALID: "This key is not valid yet.",
+    Err.EXPIRED: "This key has expired.",
+    Err.OUTSIDE_WINDOW: "This key is not valid at this time of day or on this weekday.",
+    Err.REVOKED: "This key, or the person it was issued to, has been revoked.",
+    Err.NO_RIGHT: "This key does not allow that operation.",
+    Err.LOCKED_OUT: "Too many failed attempts; the lock refuses keys for a while.",
+    Err.BAD_COUNTER: "The session's message counter is wrong; reconnect.",
+    Err.NO_SESSION: "There is no open session with the lock; reconnect.",
+    Err.TIME_UNCERTAIN: "The lock lost track of time; connect once with a phone that is online so it can set the clock.",
+    Err.STALE: "The lock already holds this or a newer deny list or key.",
+    Err.UNWRAP_FAILED: "The new lock key failed its integrity check and was not installed.",
+    Err.CAPACITY: "More entries than the lock can store.",
+    Err.NOT_FOUND: "No such journal record or setting.",
+    Err.MECHANISM: "The bolt is jammed or the motor failed.",
+    Err.BATTERY_CRITICAL: "The battery is too low to run the motor safely; replace the batteries.",
+    Err.STORAGE: "The lock could not write to its memory; nothing was changed.",
+    Err.TIMEOUT: "The other side took too long to answer.",
+    Err.FACTORY_MODE: "The lock has not been set up (provisioned) yet.",
+    Err.BUSY: "The lock is busy with another session or moving the bolt; try again.",
+    Err.INTERNAL: "The lock hit an unexpected internal error and stayed locked.",
 }
 
 
 class MsgType(IntEnum):
-    HELLO = 1
-    AUTH = 2
-    RESULT = 3
-    OP = 4
-    ERROR = 5
+    """Message types, the first byte of every message (§4)."""
+
+    HELLO = 0x01
+    AUTH = 0x02
+    RESULT = 0x03
+    OP = 0x04
+    ERROR = 0x05
 
 
 class Op(IntEnum):
+    """Operations (§4.6)."""
+
     NOP = 0x00
     UNLOCK = 0x01
     LOCK = 0x02
@@ -104,6 +110,8 @@ class Op(IntEnum):
 
 
 class Right(IntFlag):
+    """Ticket rights bits (§2.3); bits 0x10..0x80 are reserved and must be 0."""
+
     UNLOCK = 0x01
     LOCK = 0x02
     JOURNAL = 0x04
@@ -112,8 +120,14 @@ class Right(IntFlag):
 
 RIGHTS_RESERVED = 0xF0
 
+#: The right each op needs (§4.6); ops not listed need none beyond a valid ticket.
+OP_RIGHT: dict[Op, Right] = {Op.UNLOCK: Right.UNLOCK, Op.LOCK: Right.LOCK, Op.JOURNAL_READ: Right.JOURNAL,
+                             Op.CONFIG: Right.ADMIN}
+
 
 class Flag(IntFlag):
+    """State-block and advertisement flags (§4.1)."""
+
     TIME_UNCERTAIN = 0x01
     BATTERY_LOW = 0x02
     BATTERY_CRITICAL = 0x04
@@ -125,6 +139,8 @@ class Flag(IntFlag):
 
 
 class Bolt(IntEnum):
+    """Bolt states (§4.1)."""
+
     UNKNOWN = 0
     LOCKED = 1
     UNLOCKING = 2
@@ -134,6 +150,8 @@ class Bolt(IntEnum):
 
 
 class Event(IntEnum):
+    """Journal events (§6.5)."""
+
     BOOT = 0x01
     UNLOCK = 0x02
     LOCK = 0x03
@@ -156,11 +174,15 @@ class Event(IntEnum):
 
 
 class DenyKind(IntEnum):
+    """Kinds of deny-list entries (§5.2)."""
+
     TICKET = 1
     USER = 2
 
 
 class ConfigKey(IntEnum):
+    """Config keys of op CONFIG (§4.6)."""
+
     RELOCK_DELAY = 1
     DOOR_ALARM = 2
     LOCKOUT_THRESHOLD = 3
@@ -168,8 +190,10 @@ class ConfigKey(IntEnum):
     POWER_PROFILE = 5
 
 
-DIR_PHONE = 0x50
-DIR_LOCK = 0x4C
+# directions in the frame MAC (§4.2)
+DIR_PHONE = 0x50  # "P", phone -> lock
+DIR_LOCK = 0x4C   # "L", lock -> phone
+
 PROTO_MIN = 1
 PROTO_MAX = 1
 TICKET_FORMAT = 1
@@ -178,16 +202,33 @@ TICKET_LEN = 41
 STATE_LEN = 21
 HELLO_LEN = 55
 HELLO_MAX = 128
+AUTH_MIN = 76
+OP_MIN = 22
+RESULT_MIN = 23
+ERROR_LEN = 6
 NONCE_LEN = 16
 MAC_LEN = 16
+KEY_LEN = 32
+LOCK_ID_LEN = 8
+CHAIN_LEN = 8
 SKEW = 60
 MAX_UNCERTAIN_LIFETIME = 43200
 DENY_CAPACITY = 64
+DENY_ENTRY_LEN = 9
 CHUNK_MAX = 16
 RECORD_LEN = 32
+RECORD_BODY_LEN = 24
+CHUNK_HEAD_LEN = 21
+TIME_TOKEN_LEN = 20
+REKEY_LEN = 60
+REKEY_PROOF_LEN = 20
+ACK_LEN = 28
+WRAPPED_LEN = 40
 DEFAULT_MTU = 23
+FRAGMENT_TIMEOUT = 2.0
 ADV_COMPANY_ID = 0xFFFF
 
+# BLE GATT (§3.1)
 SERVICE_UUID = "65b3434c-caee-4cff-b110-b8094531587c"
 RX_UUID = "f86ee927-fee6-483e-bfba-e499943801d3"
 TX_UUID = "5258490e-a0ff-4057-af7b-871965383e93"

@@ -1,4 +1,4 @@
-"""The typed error of the protocol edge: a numeric code from the one table, plus detail."""
+"""The typed error of the protocol edge: a numeric code from the one table, plus a detail."""
 
 from __future__ import annotations
 
@@ -6,13 +6,24 @@ from .codes import Err
 
 
 class ProtocolError(Exception):
-    """A protocol failure with a code from :class:`~lockproto.codes.Err` and a numeric detail."""
+    """A protocol failure: ``code`` from :class:`~lockproto.codes.Err` and a numeric ``detail``.
 
-    def __init__(self, code: int, detail: int = 0):
+    ``str()`` gives ``"NAME: description (detail n)"``. The detail's meaning depends
+    on the code (§4.7): seconds left for ``LOCKED_OUT``, the current epoch for
+    ``WRONG_EPOCH``, ``min << 8 | max`` for ``UNSUPPORTED_VERSION``, the first bad
+    sequence number for a broken journal chain; otherwise 0.
+    """
+
+    code: Err
+    detail: int
+
+    def __init__(self, code: int, detail: int = 0) -> None:
         self.code = Err(code)
-        self.detail = detail
-        super().__init__(str(self))
+        self.detail = int(detail)
+        super().__init__(self.code, self.detail)
 
     def __str__(self) -> str:
-        text = f"{self.code.name}: {self.code.describe()}"
-        return f"{text} (detail {self.detail})" if self.detail else text
+        return f"{self.code.name}: {self.code.describe()} (detail {self.detail})"
+
+    def __repr__(self) -> str:
+        return f"ProtocolError({self.code.name}, {self.detail})"

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import mpyhost
 from lockproto import (Bolt, DenyKind, Err, Event, Flag, LockKeys, Op, PhoneSession, ProtocolError, Record,
                        Right, issue_ticket)
-from lockproto.issuer import deny_list, rekey_message, time_token
+from lockproto.issuer import deny_list, rekey_pair, time_token
 from lockproto.journal import verify_chain
 
 pytestmark = pytest.mark.mpy
@@ -212,7 +212,7 @@ def test_power_cut_makes_time_uncertain_until_a_time_token(w):
 
 def test_rekey_survives_reboot_and_refuses_the_old_epoch(w):
     u = Unit(w, uid())
-    msg, new = rekey_message(KEYS, bytes(range(1, 33)))
+    msg, new = rekey_pair(KEYS, bytes(range(1, 33)))
     assert u.connect(u.ticket(), [(Op.NOP, b""), (Op.REKEY, msg)])[1].payload[:4] == (2).to_bytes(4, "big")
     u.call("power_cut", 0)
     assert u.status["epoch"] == 2

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 import pytest
 
 from lockproto import Bolt, Err, LockKeys, Op, PhoneSession, Right, StateBlock, issue_ticket
-from lockproto.issuer import rekey_message, verify_rekey_proof
+from lockproto.issuer import rekey_pair, verify_rekey_proof
 from lockproto.wire import ErrorFrame, Hello, Result
 
 pytestmark = pytest.mark.mpy
@@ -92,7 +92,7 @@ def test_old_epoch_ticket_refused_after_rekey(fw, m1, m2, lock_id, ns):
     assume(m1 != m2)
     k1 = LockKeys.from_master(m1, lock_id, 1)
     old = issue_ticket(k1, **SHIFT)
-    msg, k2 = rekey_message(k1, m2)
+    msg, k2 = rekey_pair(k1, m2)
     new = issue_ticket(k2, **SHIFT)
     ps = PhoneSession(old[0].encode(), old[1], hello(lock_id, 1, ns[0]), b"\x01" * 16)
     conn1 = [ps.auth(Op.NOP).hex(), ps.op(Op.REKEY, msg).hex()]

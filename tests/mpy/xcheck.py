@@ -61,14 +61,27 @@ class _FixedLock(FakeLock):
         return self._state
 
 
+class _MotorLock(_FixedLock):
+    # The session vectors' lock reports the bolt as moving right after it accepts
+    # UNLOCK or LOCK (the motor has started), as the real mechanism does.
+    def actuate(self, op, ticket):
+        status, bolt = FakeLock.actuate(self, op, ticket)
+        if status == 0:
+            bolt = 2 if op == 1 else 4  # B_UNLOCKING / B_LOCKING
+        return status, bolt
+
+
 def session(v):
-    lock = _FixedLock(_b(v["state_block"]), master=_b(v["master"]), lock_id=_b(v["lock_id"]),
-                      epoch=v["epoch"], now=v["now"], uncertain=v["uncertain"], nonces=[_b(v["nonce_l"])],
+    # a "sessions" case (one AUTH) or an "ops" case (AUTH then OPs)
+    lock = _MotorLock(_b(v["state_block"]), master=_b(v["master"]), lock_id=_b(v["lock_id"]),
+                      epoch=v["epoch"], now=v["now"], uncertain=v["time_uncertain"], nonces=[_b(v["nonce_l"])],
                       deny_version=v["deny_version"], deny=[tuple(e) for e in v["deny"]],
-                      lockout=v["lockout"])
+                      lockout=v["lockout_remaining"])
+    lock.fw = tuple(v["fw"])
     s = locksession.LockSession(lock)
     hello = s.hello()
-    responses = [_h(s.handle(_b(m))) for m in v["messages"]]
+    messages = v["messages"] if "messages" in v else [v["auth"]]
+    responses = [_h(s.handle(_b(m))) for m in messages]
     return {"hello": _h(hello), "responses": responses,
             "actuations": [[op, tid] for op, tid in lock.actuations]}
 
@@ -83,7 +96,7 @@ def _try(fn, *args):
 def server(v):
     tt, dn, de, rk, ack = v["time_token"], v["deny"], v["deny_empty"], v["rekey"], v["ack"]
     keys = _keys(tt)
-    out = {"time": _try(lockmsg.verify_time_token, keys, _b(tt["nonce_l"]), _b(tt["message"]))[1]}
+    out = {"time": _try(lockmsg.verify_time_token, keys, _b(tt["nonce_l"]), _b(tt["token"]))[1]}
     r = _try(lockmsg.verify_deny, keys, _b(dn["message"]))
     out["deny"] = [r[1][0], [list(e) for e in r[1][1]]] if r[0] == 0 else r
     r = _try(lockmsg.verify_deny, keys, _b(de["message"]))
