@@ -71,6 +71,12 @@ def main() -> int:
     auth_us = statistics.median(r[1] for r in rounds)
     ratio = statistics.median(r[1] / r[0] for r in rounds)
     alloc = int(_run("alloc").stdout.strip())
+    boot = mpyhost.run(ROOT / "bench" / "fw_boot.py", args=[ROOT / "boards", 50], heapsize="4m", paths=PATHS)
+    if not boot.ok:
+        print(f"bench: fw_boot failed: {boot.stderr.strip()}", file=sys.stderr)
+        return 1
+    nb, b_hmac, b_boot = map(int, boot.stdout.split())
+    boot_us, boot_ratio = b_boot / nb, b_boot / b_hmac
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,6 +87,9 @@ def main() -> int:
                 min_heap(lambda h: mpyhost.run(code=BASELINE, heapsize=h, paths=paths).ok),
                 min_heap(lambda h: mpyhost.run(code=ONCE, heapsize=h, paths=paths).ok),
             )
+        unit_heap = min_heap(lambda h: mpyhost.run(
+            code=f"BOARDS = {str(ROOT / 'boards')!r}\n" + (ROOT / "tests" / "mpy" / "unitheap.py").read_text(),
+            heapsize=h, paths=compiled + PATHS).ok)
     heap_base, heap_auth = heaps["mpy"]
     src_base, src_auth = heaps["source"]
     result = {
@@ -94,6 +103,9 @@ def main() -> int:
         "min_heap_ratio": round(heap_auth / heap_base, 2),
         "min_heap_source_hmac_kib": src_base,
         "min_heap_source_auth_unlock_kib": src_auth,
+        "unit_boot_to_advert_us": round(boot_us, 1),
+        "unit_boot_over_hmac": round(boot_ratio, 1),
+        "min_heap_unit_boot_unlock_kib": unit_heap,
     }
     print("lock-side AUTH+UNLOCK under MicroPython (median of 5 rounds x 300)")
     print(f"  one bare HMAC-SHA256 (baseline)   {hmac_us:9.1f} us")
@@ -105,6 +117,10 @@ def main() -> int:
     print("  the same from .py source (the interpreter compiles on import):")
     print(f"    import lockcrypto + one HMAC    {src_base:9d} KiB (baseline)")
     print(f"    boot context + AUTH+UNLOCK      {src_auth:9d} KiB   = {src_auth / src_base:.2f} x baseline")
+    print("whole simulated unit (lockapp.DoorUnit on the sim HAL)")
+    print(f"  boot to first advertisement       {boot_us:9.1f} us   = {boot_ratio:.1f} x HMAC")
+    print(f"  smallest heap, boot + provision + AUTH+UNLOCK + motor run (.mpy): {unit_heap} KiB"
+          f" = {unit_heap / heap_base:.1f} x baseline")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
