@@ -26,6 +26,7 @@ from lockcodes import T_ERROR, E_TIMEOUT, DEFAULT_MTU, FRAG_FIRST
 from lockwire import ProtoError, encode_error
 from lockfrag import fragment, Reassembler
 from lockadv import advertisement, scan_response
+from locklink import Link
 
 try:
     from micropython import const
@@ -48,10 +49,9 @@ _LINGER_MS = const(500)
 _DISCONNECT_MS = const(2000)
 _NOTIFY_RETRIES = const(20)     # OSError (controller out of buffers): wait and retry
 _NOTIFY_RETRY_MS = const(20)
-_BACKOFF_MS = const(1000)
 
 
-class BleLink:
+class BleLink(Link):
     def __init__(self, aioble, session_factory, adv_source, mtu=185, uuid=None,
                  hello_ms=_HELLO_MS, msg_ms=_MSG_MS, session_ms=_SESSION_MS, frag_ms=_FRAG_MS,
                  adv_ms=_ADV_MS, linger_ms=_LINGER_MS, interval_us=_ADV_INTERVAL_US):
@@ -71,8 +71,7 @@ class BleLink:
         self.interval_us = interval_us
         self._rx = None
         self._tx = None
-        self._task = None
-        self._stopped = False
+        Link.__init__(self)
 
     def register(self):
         # the GATT service of §3.1; once, before the first advertisement
@@ -96,25 +95,9 @@ class BleLink:
         self._rx = rx
         self._tx = tx
 
-    async def run(self):
-        # serves phones until stop(); radio trouble never ends it (stop() is final)
-        self._task = asyncio.current_task()
-        try:
-            while not self._stopped:
-                try:
-                    await self.serve_one()
-                except Exception:
-                    await asyncio.sleep_ms(_BACKOFF_MS)
-        finally:
-            self._task = None
-
-    def stop(self):
-        # ends run(): cancels it, and the flag catches a cancellation that asyncio's
-        # wait_for or an aioble timeout absorbed (the connection in hand still ends cleanly)
-        self._stopped = True
-        t = self._task
-        if t is not None and t is not asyncio.current_task():
-            t.cancel()
+    async def _cycle(self):
+        # serves phones until stop() (locklink.Link.run); radio trouble never ends it
+        await self.serve_one()
 
     async def serve_one(self):
         # one advertising cycle; False if nobody connected, else serves the connection

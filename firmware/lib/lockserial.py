@@ -20,6 +20,7 @@ from time import ticks_ms, ticks_add, ticks_diff
 from lockcodes import E_TIMEOUT
 from lockwire import encode_error
 from lockfrag import FrameDecoder, encode_frame
+from locklink import Link
 
 try:
     from micropython import const
@@ -32,11 +33,10 @@ _MSG_MS = const(30000)
 _SESSION_MS = const(120000)
 _FRAG_MS = const(2000)
 _WRITE_MS = const(2000)
-_BACKOFF_MS = const(1000)
 _HELLO_REQUEST = b"\x01"
 
 
-class SerialLink:
+class SerialLink(Link):
     def __init__(self, stream, session_factory, hello_ms=_HELLO_MS, msg_ms=_MSG_MS,
                  session_ms=_SESSION_MS, frag_ms=_FRAG_MS, read_size=256):
         self._stream = stream
@@ -46,29 +46,12 @@ class SerialLink:
         self.session_ms = session_ms
         self.frag_ms = frag_ms
         self._n = read_size
-        self._task = None
-        self._stopped = False
+        Link.__init__(self)
 
-    async def run(self):
-        # until stop() (final): a port that ends or fails is read again a little later
-        self._task = asyncio.current_task()
-        try:
-            while not self._stopped:
-                try:
-                    await self.serve()
-                except Exception:
-                    pass
-                if not self._stopped:
-                    await asyncio.sleep_ms(_BACKOFF_MS)
-        finally:
-            self._task = None
+    _pause_always = True  # a port that ends or fails is read again a little later
 
-    def stop(self):
-        # ends run(), even if asyncio.wait_for absorbed the cancellation
-        self._stopped = True
-        t = self._task
-        if t is not None and t is not asyncio.current_task():
-            t.cancel()
+    async def _cycle(self):
+        await self.serve()
 
     async def serve(self):
         # until the stream ends (read returns b"")
