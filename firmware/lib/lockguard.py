@@ -1,5 +1,18 @@
-# Rate limiting of failed AUTHs (docs/protocol.md §7), as in Matter's
-# WrongCodeEntryLimit / UserCodeTemporaryDisableTime. Pure: time comes in.
+# Rate limiting of failed AUTHs (docs/protocol.md §7), as Matter's door lock
+# WrongCodeEntryLimit / UserCodeTemporaryDisableTime. Pure: lock time comes in.
+#
+# `threshold` failures in a row start a lockout of first_s; when it ends the
+# count starts again from zero and the next lockout is twice as long, up to
+# cap_s; a success resets both. Failures while locked out are not counted (the
+# session refuses those AUTHs before looking at them).
+#
+# Persistence: state() is (count, until, length) of u32s: failures in a row,
+# lock time the current lockout ends, and the length of the last lockout (0:
+# none since the last success; the next one is then first_s, else twice it).
+# Save it whenever failed() or succeeded() changed it, so a reboot neither ends
+# a lockout nor resets the doubling. A clock that resumed from an older
+# high-water mark after a power cut could make `until` look further away than
+# it was: remaining() never exceeds the lockout's length.
 try:
     from micropython import const
 except ImportError:
@@ -7,6 +20,7 @@ except ImportError:
         return x
 
 _CAP_S = const(3600)
+_U32 = const(0xFFFFFFFF)
 
 
 class Guard:
@@ -14,31 +28,45 @@ class Guard:
         self.threshold = threshold
         self.first_s = first_s
         self.cap_s = cap_s
-        self.count = 0      # consecutive failures since the last lockout or success
-        self.until = 0      # lock time when the current lockout ends
-        self.next_s = 0     # length of the next lockout (0: first_s)
+        self.count = 0     # failures in a row since the last lockout or success
+        self.until = 0     # lock time when the current lockout ends
+        self.length = 0    # length of the last lockout, 0: none since the last success
 
     def remaining(self, now):
-        return self.until - now if self.until > now else 0
+        # -> seconds of lockout left, 0 if none
+        left = self.until - now
+        if left <= 0:
+            return 0
+        return left if left < self.length else self.length
 
     def failed(self, now):
-        # -> seconds of the lockout this failure starts, else 0
+        # counts a failed AUTH -> the lockout length in seconds if this one starts a lockout, else 0
+        if self.remaining(now):
+            return 0
         self.count += 1
         if self.count < self.threshold:
             return 0
-        length = min(self.next_s or self.first_s, self.cap_s)
+        length = self.first_s if not self.length else self.length * 2
+        if length > self.cap_s:
+            length = self.cap_s
+        self.length = length
         self.until = now + length
-        self.next_s = min(length * 2, self.cap_s)
         self.count = 0
         return length
 
     def succeeded(self):
         self.count = 0
-        self.next_s = 0
+        self.length = 0
+        self.until = 0
 
-    # persisted so that a reboot neither ends a lockout nor resets the doubling
     def state(self):
-        return (self.count, self.until, self.next_s)
+        return (self.count, self.until, self.length)
 
     def restore(self, state):
-        self.count, self.until, self.next_s = state
+        count, until, length = state
+        for v in state:
+            if not isinstance(v, int) or not 0 <= v <= _U32:
+                raise ValueError("guard state")
+        self.count = count
+        self.until = until
+        self.length = length if length < self.cap_s else self.cap_s
