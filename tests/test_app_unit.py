@@ -210,6 +210,18 @@ def test_power_cut_makes_time_uncertain_until_a_time_token(w):
     assert u.connect(week, [(Op.UNLOCK, b"")])[0].payload == bytes([Bolt.UNLOCKING])
 
 
+def test_uncertain_time_stays_uncertain_across_a_soft_reset(w):
+    """A reset that keeps the RTC must not turn a guessed time into a certain one."""
+    u = Unit(w, uid())
+    u.call("power_cut", 1000)
+    assert u.status["uncertain"]
+    u.run(200)  # the unit persists its clock mark (with the flag) in its heartbeat
+    u.call("soft_reset")
+    assert u.status["uncertain"]
+    week = u.ticket(hours=7 * 24)
+    assert u.connect(week, [(Op.UNLOCK, b"")])[0] == Err.TIME_UNCERTAIN
+
+
 def test_rekey_survives_reboot_and_refuses_the_old_epoch(w):
     u = Unit(w, uid())
     msg, new = rekey_pair(KEYS, bytes(range(1, 33)))

@@ -59,16 +59,25 @@ class DoorUnit:
         keys = self.keystore.keys
         self.journal = Journal(records, self.lock_id, keys.jm if keys else b"\x00" * 32, kv.load(_JOURNAL_KEY))
         # the clock never goes back past its persisted mark nor the newest record
-        hwm = kv.load(_HWM_KEY)
-        hwm = max(struct.unpack(">I", hwm)[0] if hwm else 0, self.journal.last_time())
+        # (a blob of u32 mark + u8 uncertain flag; 4-byte blobs from older units)
+        blob = kv.load(_HWM_KEY)
+        hwm = struct.unpack(">I", blob[:4])[0] if blob and len(blob) >= 4 else 0
+        was_uncertain = bool(blob and len(blob) >= 5 and blob[4])
+        hwm = max(hwm, self.journal.last_time())
         cause = hw.reset_cause()
-        self.clock = Clock(hw.clock, hwm, power_lost=cause not in _RTC_KEPT)
+        self.clock = Clock(hw.clock, hwm, power_lost=cause not in _RTC_KEPT, uncertain=was_uncertain)
         self.ctx = LockContext(self.lock_id, self.keystore, self.clock, self.guard, self.deny, self.mech,
                                self.journal, kv, self.ms, random, door_open=self._door_open)
         fw = FW_VERSION
         self.ctx.log(EV_BOOT, arg16=cause, arg=(fw[0] << 16) | (fw[1] << 8) | fw[2])
         if self.clock.time_uncertain():
             self.ctx.log(EV_TIME_UNCERTAIN)
+            if not was_uncertain:
+                self._save_clock()  # a later reset that keeps the RTC must not make it certain
+
+    def _save_clock(self):
+        mark = self.clock.take_hwm()
+        self.kv.save(_HWM_KEY, struct.pack(">IB", mark, 1 if self.clock.time_uncertain() else 0))
 
     def ms(self):
         return self._ms
@@ -118,7 +127,7 @@ class DoorUnit:
         hw.led.poll()
         self.ctx.save_journal_state()
         if self.clock.hwm_due(self.clock.now()):
-            self.kv.save(_HWM_KEY, struct.pack(">I", self.clock.take_hwm()))
+            self._save_clock()
         hw.wdt.feed()
 
     async def run(self, links=()):

@@ -69,6 +69,15 @@ class Bench:
         d["world"].advance(off_ms)
         self._boot(u)
 
+    def soft_reset(self, u):
+        # machine.reset(): the RTC keeps counting, RAM is lost
+        d = self.units[u]
+        try:
+            d["hw"].reset()
+        except lockhal_sim.SimHalted:
+            pass
+        self._boot(u)
+
     def status(self, u):
         d = self.units[u]
         unit = d["unit"]
