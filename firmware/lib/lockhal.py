@@ -304,6 +304,11 @@ class Hardware:
         self.wdt = Watchdog(hal, board.get("watchdog_ms", 8000))
         self.clock = hal.rtc()
 
+    def partition(self):
+        # the board's flash data partition (boards/README.md "storage", docs/storage.md)
+        st = self.board["storage"]
+        return self._hal.partition(st["partition"], st["blocks"])
+
     def reset_cause(self):
         return self._hal.reset_cause()
 

@@ -149,6 +149,19 @@ def rtc():
     return Rtc()
 
 
+def partition(label, blocks):
+    # the board's flash data partition: esp32.Partition speaks the block-device
+    # protocol (readblocks/writeblocks/ioctl) lockstore uses (docs/storage.md)
+    import esp32
+    found = esp32.Partition.find(esp32.Partition.TYPE_DATA, label=label)
+    if not found:
+        raise OSError(19)  # ENODEV: the partition table lacks the label
+    p = found[0]
+    if p.ioctl(4, 0) < blocks:
+        raise OSError(28)  # smaller than the board says
+    return p
+
+
 def reset_cause():
     import machine
     c = machine.reset_cause()

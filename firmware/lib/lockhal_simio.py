@@ -176,6 +176,21 @@ class SimHal:
     def rtc(self):
         return Rtc(self.world)
 
+    def partition(self, label, blocks):
+        # the board's data partition: a NOR flash twin (lockflash_sim) that belongs
+        # to the world, so it outlives reboots; world.flash_path persists it to a file
+        from lockflash_sim import SimFlash
+        if not label:
+            raise ValueError("partition label")
+        w = self.world
+        fl = getattr(w, "flash", None)
+        if fl is None:
+            fl = SimFlash(blocks, getattr(w, "flash_path", None))
+            w.flash = fl
+        elif fl.blocks < blocks:
+            raise OSError(28)
+        return fl
+
     def reset_cause(self):
         return self.world.reset_cause
 

@@ -1,7 +1,8 @@
 # The event journal's logic (docs/protocol.md §6): sequence numbers, the chain
-# MAC, acknowledgement and overflow, over a record store. The store here keeps
-# records in RAM; the flash store (power-loss safe) plugs in with the same
-# interface: capacity, count(), append(rec), oldest(), drop_oldest().
+# MAC, acknowledgement and overflow, over a record store with the interface
+# capacity, count(), full(), append(rec, prev_chain), oldest(), drop_oldest(),
+# get(i) and prev_chain(): RamRecords here, lockring.FlashRecords on flash
+# (power-loss safe, docs/storage.md).
 import struct
 from lockcodes import (
     E_OK, E_NOT_FOUND, E_BAD_MAC, EV_OVERFLOW, CHUNK_MAX, RECORD_BODY_LEN,
@@ -31,10 +32,16 @@ class RamRecords:
     def count(self):
         return len(self._recs)
 
-    def append(self, rec):
+    def full(self):
+        return len(self._recs) >= self.capacity
+
+    def append(self, rec, prev_chain=None):
         if len(self._recs) >= self.capacity:
             raise ValueError("full")
         self._recs.append(bytes(rec))
+
+    def prev_chain(self):
+        return None  # RAM does not outlive a reboot: the journal's own value holds
 
     def oldest(self):
         return self._recs[0] if self._recs else None
@@ -46,7 +53,8 @@ class RamRecords:
         return self._recs[i]
 
 
-_STATE = ">III8s"  # acked, lost, reported, base_chain
+_STATE = ">III8sI"  # acked, lost, reported, base_chain, first retained sequence
+_STATE_V0 = const(20)  # the same without the first sequence
 
 
 class Journal:
@@ -59,10 +67,12 @@ class Journal:
         self.lock_id = lock_id
         genesis = chain_genesis(jm, lock_id)
         self.acked, self.lost, self._reported, self.base_chain = 0, 0, 0, genesis
+        first = 1
         # a new journal must persist its genesis: after a re-key jm is another key
         self.dirty = True
-        if state is not None and len(state) == struct.calcsize(_STATE):
-            self.acked, self.lost, self._reported, self.base_chain = struct.unpack(_STATE, state)
+        if state is not None and len(state) in (_STATE_V0, struct.calcsize(_STATE)):
+            self.acked, self.lost, self._reported, self.base_chain = struct.unpack(_STATE[:6], state[:_STATE_V0])
+            first = struct.unpack(">I", state[_STATE_V0:])[0] if len(state) > _STATE_V0 else self.acked + 1
             self.dirty = False
         n = store.count()
         if n:
@@ -72,11 +82,30 @@ class Journal:
         else:
             self.head = self.acked
             self.chain = self.base_chain
+        self.head = max(self.head, self.acked, first - 1)  # a sequence is never reused
+        # Boot recovery over a store that outlived the reboot: what was
+        # acknowledged or already counted lost goes; what the store lost since
+        # the state was saved (overwritten after an overflow) is counted; the
+        # chain before the oldest retained record comes from the store itself.
+        floor = max(first, self.acked + 1)
+        while store.count() and _seq(store.oldest()) < floor:
+            store.drop_oldest()
+        if store.count():
+            pc = store.prev_chain()
+            if pc is not None:
+                self.base_chain = pc
+            f = _seq(store.oldest())
+            gone = f - floor
+            if gone > 0:
+                self.lost += gone
+                self.dirty = True
+        elif n:
+            self.base_chain = self.chain
         self._overflow_seq = 0  # sequence of the newest OVERFLOW record written
 
     def state_blob(self):
         self.dirty = False
-        return struct.pack(_STATE, self.acked, self.lost, self._reported, self.base_chain)
+        return struct.pack(_STATE, self.acked, self.lost, self._reported, self.base_chain, self.first_seq())
 
     def backlog(self):
         return self.head - self.acked
@@ -96,8 +125,8 @@ class Journal:
 
     def _put(self, jm, now, event, flags, arg16, user_id, ticket_id, arg):
         store = self.store
-        if store.count() >= store.capacity:
-            # full of unacknowledged records: the oldest one is lost
+        while store.full():
+            # full of unacknowledged records: the oldest ones are lost
             old = store.oldest()
             self.base_chain = old[RECORD_BODY_LEN:]
             store.drop_oldest()
@@ -105,7 +134,7 @@ class Journal:
             self.dirty = True
         seq = self.head + 1
         rec = seal(jm, self.chain, pack_body(seq, now, event, flags, arg16, user_id, ticket_id, arg))
-        store.append(rec)
+        store.append(rec, self.chain)
         self.head = seq
         self.chain = rec[RECORD_BODY_LEN:]
         return rec

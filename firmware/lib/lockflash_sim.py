@@ -1,0 +1,191 @@
+# The simulator's twin of a flash data partition (esp32.Partition on the unit):
+# the same block-device protocol (readblocks/writeblocks with and without
+# offset, ioctl 1..6), NOR semantics and power cuts. Stricter than hardware:
+# - erased is 0xFF; programming only clears bits. Programming a 1 over a 0
+#   raises FlashError (real NOR silently keeps the 0: always a bug in our code);
+# - every access outside the partition raises FlashError (OSError, like the
+#   ESP-IDF's ESP_ERR_INVALID_ARG / _SIZE from check_esp_err);
+# - writeblocks(block, buf) without offset erases the blocks it covers first,
+#   as esp32.Partition does, and needs a whole number of blocks;
+# - cut(after=n, tear=k): the n+1-th program or erase from now on is where
+#   power dies: its first k bytes take effect (k=None: none), it and every
+#   later access raise PowerCut until power_on(). A torn erase leaves the
+#   rest of the block as it was (real NOR may leave it half-erased and
+#   unstable; we only ever trust a block through a CRC-checked header).
+# The contents live in a bytearray, written through to a file when given one,
+# so a unit's flash outlives the process.
+import os
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+_BLOCK = const(4096)
+IOCTL_INIT = const(1)
+IOCTL_DEINIT = const(2)
+IOCTL_SYNC = const(3)
+IOCTL_BLOCK_COUNT = const(4)
+IOCTL_BLOCK_SIZE = const(5)
+IOCTL_BLOCK_ERASE = const(6)
+
+
+class FlashError(OSError):
+    pass
+
+
+class PowerCut(BaseException):
+    # not an Exception: no firmware handler may swallow a power cut
+    pass
+
+
+class SimFlash:
+    def __init__(self, blocks=128, path=None, block_size=_BLOCK):
+        self.blocks = blocks
+        self.block_size = block_size
+        self.size = blocks * block_size
+        self.path = path
+        self._f = None
+        self.data = None
+        if path is not None:
+            try:
+                if os.stat(path)[6] == self.size:
+                    with open(path, "rb") as f:
+                        self.data = bytearray(f.read())
+            except OSError:
+                pass
+        if self.data is None:
+            self.data = bytearray(b"\xff" * self.size)
+            if path is not None:
+                with open(path, "wb") as f:
+                    f.write(self.data)
+        if path is not None:
+            self._f = open(path, "r+b")
+        self.reads = 0
+        self.programs = 0    # program operations (writeblocks calls, minus their erases)
+        self.erases = 0      # block erases
+        self.bytes_programmed = 0
+        self.wear = bytearray(blocks)  # erases per block, saturating at 255
+        self._left = -1      # operations left before the cut; -1: no cut armed
+        self._tear = None
+        self.dead = False
+
+    # ---- power ----
+
+    def cut(self, after=0, tear=None):
+        # power dies at the (after+1)-th program/erase from now
+        self._left = after
+        self._tear = tear
+        self.dead = False
+
+    def power_on(self):
+        self._left = -1
+        self._tear = None
+        self.dead = False
+
+    def ops(self):
+        return self.programs + self.erases
+
+    def image(self):
+        return bytes(self.data)
+
+    def restore(self, image):
+        self.data[:] = image
+        self._sync(0, self.size)
+
+    def close(self):
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    # ---- the block-device protocol of esp32.Partition ----
+
+    def readblocks(self, block, buf, offset=0):
+        if self.dead:
+            raise PowerCut()
+        a = self._addr(block, offset, len(buf))
+        buf[:] = self.data[a:a + len(buf)]
+        self.reads += 1
+
+    def writeblocks(self, block, buf, offset=None):
+        if self.dead:
+            raise PowerCut()
+        n = len(buf)
+        if offset is None:
+            if n % self.block_size:
+                raise FlashError(22)  # erase_range needs whole blocks
+            a = self._addr(block, 0, n)
+            for b in range(n // self.block_size):
+                self._erase(block + b)
+            offset = 0
+        a = self._addr(block, offset, n)
+        self._program(a, buf)
+
+    def ioctl(self, op, arg):
+        if self.dead:
+            raise PowerCut()
+        if op in (IOCTL_INIT, IOCTL_DEINIT, IOCTL_SYNC):
+            return 0
+        if op == IOCTL_BLOCK_COUNT:
+            return self.blocks
+        if op == IOCTL_BLOCK_SIZE:
+            return self.block_size
+        if op == IOCTL_BLOCK_ERASE:
+            self._addr(arg, 0, self.block_size)
+            self._erase(arg)
+            return 0
+        return None
+
+    # ---- internals ----
+
+    def _addr(self, block, offset, n):
+        a = block * self.block_size + offset
+        if block < 0 or offset < 0 or n < 0 or a + n > self.size:
+            raise FlashError(22)
+        return a
+
+    def _step(self):
+        # -> bytes of this operation to apply (None: all); raises once power is gone
+        if self._left < 0:
+            return None
+        if self._left == 0:
+            self.dead = True
+            return self._tear if self._tear is not None else 0
+        self._left -= 1
+        return None
+
+    def _erase(self, block):
+        a = block * self.block_size
+        k = self._step()
+        n = self.block_size if k is None else min(k, self.block_size)
+        self.data[a:a + n] = b"\xff" * n
+        self._sync(a, n)
+        if k is not None:
+            raise PowerCut()
+        self.erases += 1
+        if self.wear[block] < 255:
+            self.wear[block] += 1
+
+    def _program(self, a, buf):
+        d = self.data
+        mv = memoryview(buf)
+        for i in range(len(buf)):
+            if mv[i] & ~d[a + i] & 0xFF:
+                raise FlashError(5)  # a 1 over a 0: NOR cannot, the code is wrong
+        k = self._step()
+        n = len(buf) if k is None else min(k, len(buf))
+        for i in range(n):
+            d[a + i] &= mv[i]
+        self._sync(a, n)
+        if k is not None:
+            raise PowerCut()
+        self.programs += 1
+        self.bytes_programmed += n
+
+    def _sync(self, a, n):
+        f = self._f
+        if f is not None and n:
+            f.seek(a)
+            f.write(memoryview(self.data)[a:a + n])
+            f.flush()

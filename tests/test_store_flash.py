@@ -1,0 +1,115 @@
+"""The journal on flash (firmware/lib/lockring.py, lockstore.py) under the real
+MicroPython: capacity, boot recovery (head, tail, torn final record, losses since
+the last saved state), acknowledgement, checked on the host side with lockproto."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import mpyhost
+from lockproto import Event, LockKeys
+from lockproto.journal import Record, chain_genesis, verify_chain
+
+pytestmark = pytest.mark.mpy
+MPY = Path(__file__).resolve().parent / "mpy"
+LOCK = b"LK\x00\x00\x00\x00\x00\x07"
+KEYS = LockKeys.from_master(bytes(range(32)), LOCK, 1)
+PER_BLOCK = (4096 - 32) // 36
+
+
+@pytest.fixture(scope="module")
+def ring():
+    with mpyhost.Worker(["flashtest"], paths=[MPY], heapsize="2m") as w:
+        yield w
+
+
+def _verified(dump):
+    recs = [Record.decode(r) for r in dump["records"]]
+    assert [r.seq for r in recs] == list(range(dump["first"], dump["first"] + len(recs)))
+    if recs:
+        verify_chain({1: KEYS}, dump["prev"], recs, 1)
+        assert recs[-1].seq == dump["head"]
+    return recs
+
+
+def test_default_partition_holds_more_than_10000_events(ring):
+    info = ring.call("flashtest.ring_info", 128)
+    assert info["per_block"] == PER_BLOCK == 112
+    assert info["ring_blocks"] == 128 - 16
+    assert info["capacity"] == (info["ring_blocks"] - 1) * PER_BLOCK >= 10_000
+
+
+def test_records_survive_a_reboot_identically(ring):
+    before = ring.call("flashtest.ring_dump", 4, [["a", 150]])
+    after = ring.call("flashtest.ring_dump", 4, [["a", 150], ["b"]])
+    assert after["records"] == before["records"] and after["prev"] == before["prev"]
+    recs = _verified(after)
+    assert after["prev"] == chain_genesis(KEYS.jm, LOCK) and len(recs) == 150
+    # a raw ring: one erase per block of records, one program per record (and per block header)
+    assert before["erases"] == 2 and before["programs"] == 150 + 2
+
+
+def test_overflow_keeps_the_newest_and_reboot_recovers_tail_chain_and_losses(ring):
+    n = 4 * PER_BLOCK + 40
+    live, rebooted = ring.call("flashtest.ring_run", 4, [["a", n], ["b"]])
+    assert live == rebooted
+    head, acked, first, count, lost = live
+    # the oldest block went whole when the ring needed it: RAM and flash agree
+    assert first == PER_BLOCK + 1 and count == head - PER_BLOCK and acked == 0
+    assert 3 * PER_BLOCK <= count <= 4 * PER_BLOCK
+    assert lost == first - 1  # everything not retained was lost, and counted
+    dump = _verified(ring.call("flashtest.ring_dump", 4, [["a", n], ["b"]]))
+    overflow = [r for r in dump if r.event == Event.OVERFLOW]
+    assert overflow and overflow[-1].arg == lost
+
+
+def test_losses_since_the_last_saved_state_are_counted_from_the_ring(ring):
+    # the journal state reaches the key-value store once (early), then never again
+    dump = ring.call("flashtest.ring_dump", 4, [["a", 10], ["x", 6 * PER_BLOCK]])
+    recs = _verified(dump)
+    assert 3 * PER_BLOCK <= len(recs) <= 4 * PER_BLOCK and dump["first"] > 1
+    assert dump["lost"] == dump["first"] - 1  # no acks: every record before the tail was lost
+
+
+def test_ack_frees_records_and_persists(ring):
+    out = ring.call("flashtest.ring_run", 4, [["a", 30], ["k", 12], ["b"], ["k", 5], ["k", 31], ["a", 1]])
+    assert out[1] == [30, 12, 13, 18, 0]
+    assert out[2] == out[1]  # after the reboot: acked, first, count as before
+    assert out[3] == out[1]  # an old ack changes nothing
+    assert out[4] == out[1]  # a sequence the lock does not hold frees nothing
+    assert out[5] == [31, 12, 13, 19, 0]
+    dump = _verified(ring.call("flashtest.ring_dump", 4, [["a", 30], ["k", 12], ["b"], ["a", 1]]))
+    assert dump[0].seq == 13
+
+
+def test_acked_everything_then_reboot_continues_the_sequence_and_chain(ring):
+    out = ring.call("flashtest.ring_run", 4, [["a", 20], ["k", 20], ["b"], ["a", 2], ["b"]])
+    assert out[2] == [20, 20, 21, 0, 0]
+    assert out[4] == [22, 20, 21, 2, 0]
+    dump = _verified(ring.call("flashtest.ring_dump", 4, [["a", 20], ["k", 20], ["b"], ["a", 2], ["b"]]))
+    assert [r.seq for r in dump] == [21, 22]
+
+
+@pytest.mark.parametrize("tear", [0, 1, 20, 35])
+def test_a_torn_final_record_is_discarded_and_the_next_starts_a_fresh_block(ring, tear):
+    out = ring.call("flashtest.ring_run", 4, [["a", 5], ["t", tear], ["a", 3], ["b"]])
+    assert out[1] == "PowerCut"
+    assert out[2] == [8, 0, 1, 8, 0]  # seq 6 was never durable: it is written again
+    assert out[3] == out[2]
+    dump = _verified(ring.call("flashtest.ring_dump", 4, [["a", 5], ["t", tear], ["a", 3], ["b"]]))
+    assert [r.seq for r in dump] == list(range(1, 9))
+
+
+def test_a_record_whose_write_completed_before_the_cut_stays(ring):
+    out = ring.call("flashtest.ring_run", 4, [["a", 5], ["t", 36], ["a", 1]])
+    assert out[1] == "PowerCut"  # power died right after the whole slot was programmed
+    assert out[2] == [7, 0, 1, 7, 0]
+
+
+def test_a_torn_record_at_a_block_boundary(ring):
+    out = ring.call("flashtest.ring_run", 4, [["a", PER_BLOCK], ["t", 10], ["a", 2], ["b"]])
+    assert out[1] == "PowerCut"
+    assert out[2] == [PER_BLOCK + 2, 0, 1, PER_BLOCK + 2, 0]
+    assert out[3] == out[2]
