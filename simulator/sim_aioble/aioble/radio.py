@@ -185,6 +185,14 @@ class PhoneConnection:
             self._ev.clear()
             await wait_event(self._ev, left)
 
+    def ready(self):
+        # a notification is due now (notified() returns it without waiting)
+        if not self._inbox:
+            return False
+        due = self._inbox[0][2]
+        closed = self._link.closed_at
+        return ticks_diff(due, ticks_ms()) <= 0 and (closed is None or ticks_diff(due, closed) <= 0)
+
     async def disconnect(self):
         self._link.close()
 
