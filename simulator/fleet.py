@@ -106,15 +106,18 @@ class FleetState:
     locks: dict[str, LockSpec] = field(default_factory=dict)
     hosts: list[dict] = field(default_factory=list)  # {"port", "pid"} of running hosts
     supervisor: int = 0  # pid of the `locksim start` that owns the hosts (0: none)
+    storage: str = "flash"  # "flash" (the unit's flash twin) or "files" (light, for big fleets)
 
     @classmethod
     def load(cls, path: Path) -> "FleetState":
         d = json.loads(path.read_text())
         locks = {n: LockSpec(n, **v) for n, v in d.get("locks", {}).items()}
-        return cls(d.get("procs", 2), d.get("wall0", cls.wall0), locks, d.get("hosts", []), d.get("supervisor", 0))
+        return cls(d.get("procs", 2), d.get("wall0", cls.wall0), locks, d.get("hosts", []), d.get("supervisor", 0),
+                   d.get("storage", "flash"))
 
     def save(self, path: Path) -> None:
         d = {"procs": self.procs, "wall0": self.wall0, "hosts": self.hosts, "supervisor": self.supervisor,
+             "storage": self.storage,
              "locks": {n: {"x": s.x, "y": s.y, "host": s.host} for n, s in self.locks.items()}}
         tmp = path.with_suffix(".new")
         tmp.write_text(json.dumps(d, indent=1))
@@ -125,10 +128,16 @@ class Fleet:
     """A fleet of simulated locks in ``state_dir``, hosted by ``procs`` MicroPython processes."""
 
     def __init__(self, state_dir: str | Path, procs: int | None = None, heapsize: str = DEFAULT_HEAP,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, storage: str | None = None) -> None:
         self.dir = Path(state_dir)
         self.file = self.dir / "fleet.json"
         self.state = FleetState.load(self.file) if self.file.exists() else FleetState()
+        if storage is not None:
+            if storage not in ("flash", "files"):
+                raise FleetError("storage is flash or files")
+            if self.state.locks and storage != self.state.storage:
+                raise FleetError(f"this fleet's locks keep their state in {self.state.storage}")
+            self.state.storage = storage
         if procs is not None:
             if procs < 1:
                 raise FleetError("procs must be at least 1")
@@ -152,8 +161,7 @@ class Fleet:
             port = free_port()
             args = [mpyhost.micropython_binary(), "-X", f"heapsize={self.heapsize}", str(HOST_SCRIPT),
                     str(self.dir / "locks"), str(port), str(BOARDS_DIR)]
-            if self.seed is not None:
-                args.append(str(self.seed + i))
+            args += [str(self.seed + i) if self.seed is not None else "-", self.state.storage]
             log = open(self.dir / f"host{i}.log", "a")
             p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                                  env=host_env(), text=True)

@@ -25,8 +25,8 @@ RIGHTS = Right.UNLOCK | Right.LOCK | Right.JOURNAL
 class Bench:
     """A small fleet, its issuer and helpers, inside one event loop."""
 
-    def __init__(self, tmp: Path, n: int = 3, procs: int = 2) -> None:
-        self.fleet = Fleet(tmp / "fleet", procs=procs, heapsize="32m", seed=7)
+    def __init__(self, tmp: Path, n: int = 3, procs: int = 2, storage: str = "flash") -> None:
+        self.fleet = Fleet(tmp / "fleet", procs=procs, heapsize="32m", seed=7, storage=storage)
         self.n = n
         self.issuer = LocalIssuer()
         self.ids: dict[str, bytes] = {}
@@ -125,13 +125,14 @@ def test_journal_upload_is_verified_and_acknowledged(tmp_path):
     run(go())
 
 
+@pytest.mark.parametrize("storage", ["flash", "files"])
 @pytest.mark.parametrize("torn", [False, True])
-def test_power_cut_mid_journal_write_recovers(tmp_path, torn):
+def test_power_cut_mid_journal_write_recovers(tmp_path, torn, storage):
     # the cut lands on the first durable write of the unlock (its journal record):
     # the phone gets no answer, the bolt stays locked, and after power returns the
     # journal's chain still verifies end to end and nothing acknowledged is lost
     async def go():
-        async with Bench(tmp_path, n=1, procs=1) as b:
+        async with Bench(tmp_path, n=1, procs=1, storage=storage) as b:
             phone = CarerPhone(b.fleet, "anna", 7, b.issuer)
             await phone.walk_to("L0")
             g = await b.grant("L0")

@@ -3,7 +3,7 @@
 # one radio hub (hubradio.HubRadio) they all advertise on, the phones' radio
 # halves (aioble.SimPhone) driven by desktop phones, and the serial ports.
 #
-#   micropython fleethost.py STATE_DIR PORT BOARDS_DIR [SEED]
+#   micropython fleethost.py STATE_DIR PORT BOARDS_DIR [SEED|-] [flash|files]
 #
 # Listens on 127.0.0.1:PORT and prints "READY PORT" when it does. Every TCP
 # connection speaks JSON lines (docs/simulator.md, "Host control API"): one
@@ -23,7 +23,8 @@ import lockserial
 import bluetooth
 import aioble
 from hubradio import HubRadio
-from fleetunit import SimLock, PowerCut
+from fleetunit import SimLock
+from lockflash_sim import PowerCut
 
 _SWEEP_MS = 20
 _SAVE_MS = 30000
@@ -58,8 +59,9 @@ class SockStream:
 
 
 class Host:
-    def __init__(self, root, boards, seed=None):
+    def __init__(self, root, boards, seed=None, storage="flash"):
         self.root = root
+        self.storage = storage
         self.board = lockhal.load_board("sim", boards)
         self.locks = {}
         self.by_addr = {}
@@ -106,7 +108,7 @@ class Host:
     def add(self, name, x=0.0, y=0.0):
         if name in self.locks:
             return False
-        lk = SimLock(name, self.root, self.board, self.now(), x, y)
+        lk = SimLock(name, self.root, self.board, self.now(), x, y, storage=self.storage)
         self.locks[name] = lk
         st = aioble.bind(self.radio)
         self.stacks[name] = st
@@ -142,7 +144,7 @@ class Host:
 
     def _power_cut(self, lk):
         # the CPU stops: no more radio, the world loses power
-        if not lk.powered:
+        if not lk.powered or lk.unit is None:
             return
         self._stop_link(lk)
         lk.cut()
@@ -299,8 +301,8 @@ class Host:
             if "at_write" in req:
                 if not lk.powered:
                     raise HostError("lock is powered off")
-                lk.gate.arm(int(req["at_write"]), bool(req.get("torn", False)))
-                return {"armed": lk.gate.cut_at, "writes": lk.gate.writes}
+                at = lk.arm_cut(int(req["at_write"]), bool(req.get("torn", False)))
+                return {"armed": at, "writes": lk.writes()}
             self._power_cut(lk)
             return {"powered": False}
         if act == "restore":
@@ -491,8 +493,8 @@ class Host:
             self.serial.pop(name, None)
 
 
-async def _main(root, port, boards, seed):
-    host = Host(root, boards, seed)
+async def _main(root, port, boards, seed, storage):
+    host = Host(root, boards, seed, storage)
     server = await asyncio.start_server(host.client, "127.0.0.1", port)
     sys.stdout.write("READY %d\n" % port)
     sys.stdout.flush()
@@ -503,8 +505,9 @@ async def _main(root, port, boards, seed):
 
 def main():
     a = sys.argv
-    seed = int(a[4]) if len(a) > 4 else None
-    asyncio.run(_main(a[1], int(a[2]), a[3], seed))
+    seed = int(a[4]) if len(a) > 4 and a[4] != "-" else None
+    storage = a[5] if len(a) > 5 else "flash"
+    asyncio.run(_main(a[1], int(a[2]), a[3], seed, storage))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
 # Runs under MicroPython (the fleet host, simulator/mpy/fleethost.py): one
 # simulated lock of the fleet. The real firmware's DoorUnit on the simulator
-# HAL (lockhal.wire(board, lockhal_sim.SimHal(world))), its durable state in a
-# directory of its own (identity and key slots through lockkv.FileKV, journal
-# records in a log file), and a write gate that can cut the power at a chosen
-# durable write. The unit is built in ONE place, build_unit(), so a change of
-# DoorUnit's constructor (the flash journal issue) is a one-line change here.
+# HAL (lockhal.wire(board, lockhal_sim.SimHal(world))) with its durable state
+# in a directory of its own, in one of two storage modes:
+# - "flash": the unit's own storage (lockapp.boot: littlefs blobs and the
+#   journal ring, docs/storage.md) on the board's partition, a NOR flash twin
+#   (lockflash_sim.SimFlash) persisted to flash.bin; power cuts land on a
+#   chosen program/erase of the twin, torn or whole. Faithful; 512 KB a lock.
+# - "files": identity/keys/state blobs through lockkv.FileKV and the journal
+#   records in a log file (FileRecords), behind a write gate that cuts the
+#   power at a chosen durable write. Light: for fleets of thousands.
+# The unit is built in ONE place, build_unit().
 #
 # Time: the lock's SimWorld runs on simulated milliseconds. The host owns a
 # virtual clock; sync(target_ms) catches the world up with the unit's own
@@ -19,6 +24,7 @@ import lockhal_sim
 import lockapp
 from lockkv import FileKV
 from lockcodes import B_LOCKED, RECORD_LEN
+from lockflash_sim import PowerCut
 
 _STEP_MOTOR_MS = 20
 _STEP_TIMER_MS = 250
@@ -28,13 +34,6 @@ _TAG_APPEND = 0x41
 _TAG_DROP = 0x44
 _TAG_PREV = 0x50          # the chain value before the oldest record (8 bytes)
 _CHAIN = 8
-
-
-class PowerCut(BaseException):
-    # Raised at a durable write when the power goes. A BaseException, so the
-    # firmware's `except Exception` handlers (the session's INTERNAL path, the
-    # transports' loops) cannot swallow it: the unit stops where it is.
-    pass
 
 
 class WriteGate:
@@ -180,8 +179,11 @@ class FileRecords:
         return self._recs[i]
 
 
-def build_unit(hw, kv, records):
-    # THE place a simulated unit is constructed (see the header)
+def build_unit(hw, kv=None, records=None, mount=None):
+    # THE place a simulated unit is constructed (see the header): on the
+    # board's flash partition at `mount`, or over the given kv and records
+    if mount is not None:
+        return lockapp.boot(hw, mount)
     return lockapp.DoorUnit(hw, kv, records)
 
 
@@ -198,7 +200,10 @@ def _mkdirs(path):
 
 class SimLock:
     # One lock of the fleet: world (physics), durable state, unit, radio link.
-    def __init__(self, name, root, board, t0, x=0.0, y=0.0, capacity=512):
+    def __init__(self, name, root, board, t0, x=0.0, y=0.0, capacity=512, storage="flash"):
+        if storage not in ("flash", "files"):
+            raise ValueError("storage: flash or files")
+        self.storage = storage
         self.name = name
         self.dir = root + "/" + name
         _mkdirs(self.dir)
@@ -226,6 +231,8 @@ class SimLock:
             # the simulator was stopped: the unit resumes with its RTC (a soft reset)
             w.set_time(st["rtc"])
             w.reset_cause = _RESET_SOFT
+        if storage == "flash":
+            w.flash_path = self.dir + "/flash.bin"
         self.world = w
         self.drift_ppm = st.get("ppm", 0)
         self.drain_mv_h = st.get("drain", 0)
@@ -254,17 +261,52 @@ class SimLock:
         # (re)build the unit from what reached its durable state
         self.gate = WriteGate()
         self.gate.on_cut = on_cut
-        self.kv = GatedKV(self.dir + "/kv", self.gate)
-        self.records = FileRecords(self.dir + "/journal.log", self.capacity, self.gate)
         self.hw = lockhal.wire(self.board, lockhal_sim.SimHal(self.world))
-        self.unit = build_unit(self.hw, self.kv, self.records)
+        if self.storage == "flash":
+            fl = self.world.flash if hasattr(self.world, "flash") else None
+            if fl is not None:
+                fl.power_on()
+            self.unit = build_unit(self.hw, mount="/sim_%s_%d" % (self.name, self.boots))
+        else:
+            self.kv = GatedKV(self.dir + "/kv", self.gate)
+            self.records = FileRecords(self.dir + "/journal.log", self.capacity, self.gate)
+            self.unit = build_unit(self.hw, self.kv, self.records)
         self.powered = True
         self.boots += 1
         self.unit.poll()
         self.busy_until = self.world.ms + _BUSY_MS
 
+    def arm_cut(self, after, torn=False):
+        # power dies at the after+1-th durable write (files) or flash program/erase
+        # (flash) from now; torn: that write half happens
+        if self.storage == "flash":
+            fl = self.world.flash
+            fl.cut(after, 8 if torn else None)  # a torn write: its first 8 bytes land
+            return fl.ops() + after
+        self.gate.arm(after, torn)
+        return self.gate.cut_at
+
+    def writes(self):
+        if self.storage == "flash":
+            fl = getattr(self.world, "flash", None)
+            return fl.ops() if fl is not None else 0
+        return self.gate.writes if self.gate else 0
+
+    def dead(self):
+        # the power went at a write (the flash twin or the gate)
+        if self.storage == "flash":
+            fl = getattr(self.world, "flash", None)
+            return fl is not None and fl.dead
+        return self.gate is not None and self.gate.dead
+
     def cut(self):
         # the batteries come out: the CPU stops where it is, the RTC forgets
+        u = self.unit
+        if u is not None and getattr(u, "storage", None) is not None:
+            try:
+                u.storage.close()  # the mount goes with the CPU
+            except BaseException:
+                pass
         self.world.power_cut()
         self.powered = False
         self.cuts += 1
@@ -304,6 +346,8 @@ class SimLock:
                 w.advance(left)
                 self._age(left)
                 break
+            if self.dead():
+                raise PowerCut()
             if self.quiescent():
                 step = left
             elif w.motor() or self.unit.mech.motor:
@@ -318,7 +362,7 @@ class SimLock:
         w = self.world
         out = {"lock": self.name, "powered": self.powered, "bolt": w.bolt, "motor": w.motor(),
                "door_closed": w.door_closed, "battery_mv": w.battery_mv, "jam": w.jam,
-               "boots": self.boots, "cuts": self.cuts, "writes": self.gate.writes if self.gate else 0,
+               "boots": self.boots, "cuts": self.cuts, "writes": self.writes(), "storage": self.storage,
                "x": self.x, "y": self.y, "drift_ppm": self.drift_ppm, "drain_mv_h": self.drain_mv_h}
         u = self.unit
         if u is not None:
