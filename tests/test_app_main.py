@@ -31,16 +31,45 @@ def test_factory_unit_reports_the_error(w):
     assert got == {"resets": 0, "raised": True, "motor": 0}
 
 
+FAKE_ESP32 = """
+# esp32.Partition for the unix port: the board's partition is a flash twin in a file
+import lockflash_sim
+
+
+class Partition:
+    TYPE_DATA = 1
+
+    @staticmethod
+    def find(type=0, subtype=255, label=None):
+        return [lockflash_sim.SimFlash(128, PATH)] if label == "lockdata" else []
+"""
+
+
 def test_boot_py_disables_ctrl_c_only_when_provisioned(tmp_path):
+    """boot.py looks for a key slot in the key-value store on the board's data partition."""
     boot = (ROOT / "firmware" / "boot.py").read_text()
-    assert "import micropython\n" in boot and "/lock/keyA" in boot
+    assert "import micropython\n" in boot and '_BOARD_DIR = "/"' in boot
+    flash = tmp_path / "lockdata.bin"
+    (tmp_path / "esp32.py").write_text(FAKE_ESP32.replace("PATH", repr(str(flash))))
+    (tmp_path / "board.json").write_text((ROOT / "boards" / "esp32-devkitc.json").read_text())
     recorder = ("class micropython:\n    calls = []\n\n    @staticmethod\n"
                 "    def kbd_intr(c):\n        micropython.calls.append(c)\n")
-    probe = boot.replace("import micropython\n", recorder).replace("/lock/keyA", str(tmp_path / "keyA"))
+    probe = boot.replace("import micropython\n", recorder).replace('_BOARD_DIR = "/"',
+                                                                    f"_BOARD_DIR = {str(tmp_path)!r}")
     probe += "\nprint(micropython.calls)\n"
-    assert mpyhost.run(code=probe).stdout.strip() == "[]"  # factory unit: REPL stays
-    (tmp_path / "keyA").write_bytes(b"x")
-    assert mpyhost.run(code=probe).stdout.strip() == "[-1]"  # provisioned: Ctrl-C off
+    assert mpyhost.run(code=probe, paths=[tmp_path]).stdout.strip() == "[]"  # blank flash: factory
+    # a unit provisioned on that flash (littlefs formatted, key slot written) by the firmware itself
+    prov = (f"import lockflash_sim, lockstore, lockkeys\n"
+            f"st = lockstore.Storage(lockflash_sim.SimFlash(128, {str(flash)!r}), '/p')\n"
+            f"kv = st.kv\n"
+            f"print(kv.load(b'keyA') is None)\n"
+            f"lockkeys.KeyStore(kv, b'LK000001').provision(1, bytes(32))\n"
+            f"st.close()\n")
+    res = mpyhost.run(code=prov)
+    assert res.ok and res.stdout.split() == ["True"], res.stderr
+    assert mpyhost.run(code=probe, paths=[tmp_path]).stdout.strip() == "[-1]"  # provisioned: Ctrl-C off
+    res = mpyhost.run(code=probe, paths=[tmp_path])
+    assert res.stdout.strip() == "[-1]"  # and again: the look never changed the flash
 
 
 def _unit_runs(heap: str, paths) -> mpyhost.Result:

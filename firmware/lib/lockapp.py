@@ -168,16 +168,24 @@ def serve(unit, links=(), reset=None):
         raise
 
 
+def boot(hw, mount="/lock", random=lockcrypto.random_bytes):
+    # A unit on its board's flash partition (docs/storage.md): littlefs for the
+    # key-value blobs mounted at `mount`, the journal ring beside it.
+    # unit.storage.close() unmounts it (the simulator, before a reboot).
+    import lockstore
+    st = lockstore.Storage(hw.partition(), mount)
+    unit = DoorUnit(hw, st.kv, st.records, random)
+    unit.storage = st
+    return unit
+
+
 def main(board_dir="/", kv_root="/lock"):
     # The device entry point (firmware/main.py).
     import lockhal
     import lockhal_esp32
-    from lockkv import FileKV
-    from lockjournal import RamRecords
     board = lockhal.load_board("board", board_dir)
     hw = lockhal.wire(board, lockhal_esp32)
-    # RAM records until the flash journal store lands (docs/architecture.md)
-    unit = DoorUnit(hw, FileKV(kv_root), RamRecords(512))
+    unit = boot(hw, kv_root)
     links = []
     try:
         import aioble

@@ -12,8 +12,9 @@
 #   later access raise PowerCut until power_on(). A torn erase leaves the
 #   rest of the block as it was (real NOR may leave it half-erased and
 #   unstable; we only ever trust a block through a CRC-checked header).
-# The contents live in a bytearray, written through to a file when given one,
-# so a unit's flash outlives the process.
+# Contents are kept per block and only for blocks holding something (an erased
+# block costs no RAM: a simulator hosts many units), written through to a file
+# when given one, so a unit's flash outlives the process.
 import os
 
 try:
@@ -23,6 +24,7 @@ except ImportError:
         return x
 
 _BLOCK = const(4096)
+_FF = b"\xff" * 4096
 IOCTL_INIT = const(1)
 IOCTL_DEINIT = const(2)
 IOCTL_SYNC = const(3)
@@ -47,20 +49,24 @@ class SimFlash:
         self.size = blocks * block_size
         self.path = path
         self._f = None
-        self.data = None
+        self._blk = [None] * blocks  # bytearray per block; None: erased
+        if block_size != _BLOCK:
+            raise ValueError("block size")
         if path is not None:
             try:
-                if os.stat(path)[6] == self.size:
-                    with open(path, "rb") as f:
-                        self.data = bytearray(f.read())
+                ok = os.stat(path)[6] == self.size
             except OSError:
-                pass
-        if self.data is None:
-            self.data = bytearray(b"\xff" * self.size)
-            if path is not None:
+                ok = False
+            if ok:
+                with open(path, "rb") as f:
+                    for b in range(blocks):
+                        d = f.read(block_size)
+                        if d != _FF:
+                            self._blk[b] = bytearray(d)
+            else:
                 with open(path, "wb") as f:
-                    f.write(self.data)
-        if path is not None:
+                    for b in range(blocks):
+                        f.write(_FF)
             self._f = open(path, "r+b")
         self.reads = 0
         self.programs = 0    # program operations (writeblocks calls, minus their erases)
@@ -88,11 +94,16 @@ class SimFlash:
         return self.programs + self.erases
 
     def image(self):
-        return bytes(self.data)
+        # a snapshot: the blocks as a tuple (None: erased)
+        return tuple(None if b is None else bytes(b) for b in self._blk)
 
     def restore(self, image):
-        self.data[:] = image
-        self._sync(0, self.size)
+        for i in range(self.blocks):
+            self._blk[i] = None if image[i] is None else bytearray(image[i])
+            self._sync(i * self.block_size, self.block_size)
+
+    def used_blocks(self):
+        return sum(1 for b in self._blk if b is not None)
 
     def close(self):
         if self._f is not None:
@@ -104,8 +115,7 @@ class SimFlash:
     def readblocks(self, block, buf, offset=0):
         if self.dead:
             raise PowerCut()
-        a = self._addr(block, offset, len(buf))
-        buf[:] = self.data[a:a + len(buf)]
+        self._get(self._addr(block, offset, len(buf)), buf)
         self.reads += 1
 
     def writeblocks(self, block, buf, offset=None):
@@ -155,11 +165,25 @@ class SimFlash:
         self._left -= 1
         return None
 
+    def _get(self, a, buf):
+        n = len(buf)
+        bs = self.block_size
+        i = 0
+        while i < n:
+            b, o = divmod(a + i, bs)
+            k = min(n - i, bs - o)
+            d = self._blk[b]
+            buf[i:i + k] = _FF[:k] if d is None else d[o:o + k]
+            i += k
+
     def _erase(self, block):
         a = block * self.block_size
         k = self._step()
         n = self.block_size if k is None else min(k, self.block_size)
-        self.data[a:a + n] = b"\xff" * n
+        if n == self.block_size:
+            self._blk[block] = None
+        elif n and self._blk[block] is not None:
+            self._blk[block][:n] = _FF[:n]
         self._sync(a, n)
         if k is not None:
             raise PowerCut()
@@ -168,15 +192,22 @@ class SimFlash:
             self.wear[block] += 1
 
     def _program(self, a, buf):
-        d = self.data
         mv = memoryview(buf)
+        bs = self.block_size
+        blk = self._blk
         for i in range(len(buf)):
-            if mv[i] & ~d[a + i] & 0xFF:
+            b, o = divmod(a + i, bs)
+            d = blk[b]
+            if d is not None and mv[i] & ~d[o] & 0xFF:
                 raise FlashError(5)  # a 1 over a 0: NOR cannot, the code is wrong
         k = self._step()
         n = len(buf) if k is None else min(k, len(buf))
         for i in range(n):
-            d[a + i] &= mv[i]
+            b, o = divmod(a + i, bs)
+            d = blk[b]
+            if d is None:
+                d = blk[b] = bytearray(_FF)
+            d[o] &= mv[i]
         self._sync(a, n)
         if k is not None:
             raise PowerCut()
@@ -186,6 +217,8 @@ class SimFlash:
     def _sync(self, a, n):
         f = self._f
         if f is not None and n:
+            buf = bytearray(n)
+            self._get(a, buf)
             f.seek(a)
-            f.write(memoryview(self.data)[a:a + n])
+            f.write(buf)
             f.flush()

@@ -96,3 +96,18 @@ class Storage:
             vfs.umount(self.mount)
         except OSError:
             pass
+
+
+def provisioned(dev, mount="/lock", kv_blocks=KV_BLOCKS):
+    # boot.py: does the partition hold a key slot? Mounts the key-value store
+    # read-only for the look and unmounts it again; never formats or writes.
+    try:
+        fs = vfs.VfsLfs2(Region(dev, 0, kv_blocks))
+    except OSError:
+        return False
+    vfs.mount(fs, mount, readonly=True)
+    try:
+        kv = FileKV(mount)
+        return kv.load(b"keyA") is not None or kv.load(b"keyB") is not None
+    finally:
+        vfs.umount(mount)

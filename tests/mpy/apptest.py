@@ -1,31 +1,36 @@
 # Runs under MicroPython: whole door units (lockapp.DoorUnit) on the simulator
-# HAL, driven step by step from tests/test_app_*.py. "Flash" (the key-value
-# store and the journal records) outlives reboots and power cuts here.
+# HAL, driven step by step from tests/test_app_*.py. Each unit keeps its state
+# on its own flash twin (lockflash_sim, in the world: littlefs for the
+# key-value blobs, the journal ring), which outlives reboots and power cuts.
 import lockhal
 import lockhal_sim
 import lockapp
-from lockkeys import RamKV
-from lockjournal import RamRecords
 from binascii import hexlify
+
+
+_benches = [0]  # mount points must differ between benches in one interpreter
 
 
 class Bench:
     def __init__(self, boards, capacity=512):
         self.boards = boards
         self.units = {}
+        _benches[0] += 1
+        self.serial = _benches[0]
 
     def new(self, uid, bolt=0, door_closed=True):
         board = lockhal.load_board("sim", self.boards)
         world = lockhal_sim.SimWorld(board, bolt=bolt, door_closed=door_closed)
-        self.units[uid] = {"board": board, "world": world, "kv": RamKV(), "records": RamRecords(512),
-                           "session": None}
+        self.units[uid] = {"board": board, "world": world, "session": None, "unit": None}
         self._boot(uid)
 
     def _boot(self, u):
         d = self.units[u]
         hw = lockhal.wire(d["board"], lockhal_sim.SimHal(d["world"]))
         d["hw"] = hw
-        d["unit"] = lockapp.DoorUnit(hw, d["kv"], d["records"])
+        if d["unit"] is not None:
+            d["unit"].storage.close()  # the old firmware's mount goes with its RAM
+        d["unit"] = lockapp.boot(hw, "/unit%d_%s" % (self.serial, u))
         d["session"] = None
         d["unit"].poll()
 
