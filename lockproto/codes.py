@@ -43,6 +43,8 @@ class Err(IntEnum):
     FACTORY_MODE = 27
     BUSY = 28
     INTERNAL = 29
+    PROVISIONED = 30
+    BACKLOG = 31
 
     def describe(self) -> str:
         """One sentence for a carer or an IT person (the meaning column of §4.7)."""
@@ -81,6 +83,8 @@ _WORDS: dict[Err, str] = {
     Err.FACTORY_MODE: "The lock has not been set up (provisioned) yet.",
     Err.BUSY: "The lock is busy with another session or moving the bolt; try again.",
     Err.INTERNAL: "The lock hit an unexpected internal error and stayed locked.",
+    Err.PROVISIONED: "The unit is already set up; reset it to factory mode first.",
+    Err.BACKLOG: "The lock still holds journal records the server has not acknowledged; upload its journal first.",
 }
 
 
@@ -92,6 +96,8 @@ class MsgType(IntEnum):
     RESULT = 0x03
     OP = 0x04
     ERROR = 0x05
+    PROVISION = 0x06
+    PROVISIONED = 0x07
 
 
 class Op(IntEnum):
@@ -107,6 +113,7 @@ class Op(IntEnum):
     DENY_UPDATE = 0x13
     REKEY = 0x14
     CONFIG = 0x15
+    FACTORY_RESET = 0x16
 
 
 class Right(IntFlag):
@@ -122,7 +129,7 @@ RIGHTS_RESERVED = 0xF0
 
 #: The right each op needs (§4.6); ops not listed need none beyond a valid ticket.
 OP_RIGHT: dict[Op, Right] = {Op.UNLOCK: Right.UNLOCK, Op.LOCK: Right.LOCK, Op.JOURNAL_READ: Right.JOURNAL,
-                             Op.CONFIG: Right.ADMIN}
+                             Op.CONFIG: Right.ADMIN, Op.FACTORY_RESET: Right.ADMIN}
 
 
 class Flag(IntFlag):
@@ -171,6 +178,29 @@ class Event(IntEnum):
     CONFIG = 0x11
     DOOR_LEFT_OPEN = 0x12
     PROVISIONED = 0x13
+    JOURNAL_PAUSED = 0x14
+
+
+class BatteryReason(IntEnum):
+    """Why a BATTERY record was written (§6.5: ``arg`` bits 16..23)."""
+
+    DAILY = 0
+    BOOT = 1
+    LOW = 2
+    CRITICAL = 3
+    OK = 4
+    FLOOR = 5
+
+
+def battery_record(arg16: int, arg: int) -> dict:
+    """The fields of a BATTERY record (§6.5): idle mV, percent (None: unknown), flags, reason, sag mV.
+
+    ``sag_mv`` is None until the lock has measured a motor run.
+    """
+    pct = arg & 0xFF
+    sag = (arg >> 24) & 0xFF
+    return {"mv": arg16, "pct": None if pct == 255 else pct, "flags": Flag((arg >> 8) & 0xFF),
+            "reason": BatteryReason((arg >> 16) & 0xFF), "sag_mv": sag * 10 if sag else None}
 
 
 class DenyKind(IntEnum):

@@ -23,7 +23,8 @@ VALIDITY_CODES = frozenset({Err.NOT_YET_VALID, Err.EXPIRED, Err.OUTSIDE_WINDOW, 
 
 #: payload length of an OK RESULT per op (§4.6); JOURNAL_READ is checked separately
 _PAYLOAD_LEN = {Op.NOP: 0, Op.UNLOCK: 1, Op.LOCK: 1, Op.STATUS: STATE_LEN, Op.JOURNAL_ACK: 4,
-                Op.TIME_SET: 4, Op.DENY_UPDATE: 4, Op.REKEY: REKEY_PROOF_LEN, Op.CONFIG: 5}
+                Op.TIME_SET: 4, Op.DENY_UPDATE: 4, Op.REKEY: REKEY_PROOF_LEN, Op.CONFIG: 5,
+                Op.FACTORY_RESET: 0}
 
 
 def lock_result(k_s: bytes, ctr: int, op: int, status: int, payload: bytes = b"") -> bytes:
@@ -204,6 +205,6 @@ class PhoneSession:
         if not _payload_ok(op, args, r.payload):
             self._end()
             raise ProtocolError(Err.MALFORMED)
-        if op == Op.REKEY:
-            self._end()  # the lock's key changed: it ended the session (§4.6)
+        if op in (Op.REKEY, Op.FACTORY_RESET):
+            self._end()  # the lock's key changed or is gone: it ended the session (§4.6, §3.4)
         return r

@@ -16,7 +16,7 @@ SPEC_CODES = ["OK", "MALFORMED", "UNSUPPORTED_VERSION", "UNKNOWN_TYPE", "UNKNOWN
               "WRONG_LOCK", "WRONG_EPOCH", "BAD_MAC", "NOT_YET_VALID", "EXPIRED", "OUTSIDE_WINDOW", "REVOKED",
               "NO_RIGHT", "LOCKED_OUT", "BAD_COUNTER", "NO_SESSION", "TIME_UNCERTAIN", "STALE", "UNWRAP_FAILED",
               "CAPACITY", "NOT_FOUND", "MECHANISM", "BATTERY_CRITICAL", "STORAGE", "TIMEOUT", "FACTORY_MODE", "BUSY",
-              "INTERNAL"]
+              "INTERNAL", "PROVISIONED", "BACKLOG"]
 
 
 def test_error_codes_are_exactly_the_spec_table():
@@ -31,17 +31,18 @@ def test_every_code_has_a_sentence(code):
 
 
 def test_other_numbers():
-    assert {m.name: m.value for m in MsgType} == {"HELLO": 1, "AUTH": 2, "RESULT": 3, "OP": 4, "ERROR": 5}
+    assert {m.name: m.value for m in MsgType} == {"HELLO": 1, "AUTH": 2, "RESULT": 3, "OP": 4, "ERROR": 5,
+                                                  "PROVISION": 6, "PROVISIONED": 7}
     assert {m.name: m.value for m in Op} == {"NOP": 0, "UNLOCK": 1, "LOCK": 2, "STATUS": 3, "JOURNAL_READ": 0x10,
                                              "JOURNAL_ACK": 0x11, "TIME_SET": 0x12, "DENY_UPDATE": 0x13,
-                                             "REKEY": 0x14, "CONFIG": 0x15}
+                                             "REKEY": 0x14, "CONFIG": 0x15, "FACTORY_RESET": 0x16}
     assert {m.name: m.value for m in Right} == {"UNLOCK": 1, "LOCK": 2, "JOURNAL": 4, "ADMIN": 8}
     assert [m.value for m in Flag] == [1, 2, 4, 8, 16, 32, 64, 128]
     assert [m.name for m in Flag] == ["TIME_UNCERTAIN", "BATTERY_LOW", "BATTERY_CRITICAL", "JOURNAL_BACKLOG",
                                       "FACTORY", "DOOR_OPEN", "LOCKED_OUT", "DENY_STALE"]
     assert [(m.name, m.value) for m in Bolt] == [("UNKNOWN", 0), ("LOCKED", 1), ("UNLOCKING", 2), ("UNLOCKED", 3),
                                                  ("LOCKING", 4), ("JAMMED", 5)]
-    assert [m.value for m in Event] == list(range(1, 0x14))
+    assert [m.value for m in Event] == list(range(1, 0x15))
     assert Event.BOOT == 1 and Event.REKEYED == 0x0F and Event.OVERFLOW == 0x10 and Event.PROVISIONED == 0x13
     assert (DenyKind.TICKET, DenyKind.USER) == (1, 2)
     assert [m.value for m in ConfigKey] == [1, 2, 3, 4, 5]

@@ -5,7 +5,7 @@
 # asyncio tasks of `run()` only call it and the transports. Tests and the
 # simulator call poll() directly with simulated time.
 import struct
-from lockcodes import EV_BOOT, EV_PROVISIONED, EV_TIME_UNCERTAIN, FW_VERSION, E_OK, E_FACTORY_MODE
+from lockcodes import EV_BOOT, EV_PROVISIONED, EV_TIME_UNCERTAIN, FW_VERSION, E_OK, E_PROVISIONED
 import lockcrypto
 from lockkeys import KeyStore
 from lockjournal import Journal
@@ -68,12 +68,24 @@ class DoorUnit:
         self.clock = Clock(hw.clock, hwm, power_lost=cause not in _RTC_KEPT, uncertain=was_uncertain)
         self.ctx = LockContext(self.lock_id, self.keystore, self.clock, self.guard, self.deny, self.mech,
                                self.journal, kv, self.ms, random, door_open=self._door_open)
+        self.ctx.wipe = self._wipe
+        self.restart_due = None   # ms: restart into factory mode after a factory reset
         fw = FW_VERSION
         self.ctx.log(EV_BOOT, arg16=cause, arg=(fw[0] << 16) | (fw[1] << 8) | fw[2])
         if self.clock.time_uncertain():
             self.ctx.log(EV_TIME_UNCERTAIN)
             if not was_uncertain:
                 self._save_clock()  # a later reset that keeps the RTC must not make it certain
+
+    def provision_request(self, nonce_l, msg):
+        # the serial link's PROVISION (§3.4)
+        import lockprov
+        return lockprov.provision_request(self, nonce_l, msg)
+
+    def _wipe(self):
+        # the session's FACTORY_RESET, after the journal was found acknowledged
+        import lockprov
+        return lockprov.wipe(self)
 
     def _save_clock(self):
         mark = self.clock.take_hwm()
@@ -92,7 +104,7 @@ class DoorUnit:
     def provision(self, lock_id, epoch, master, now):
         # factory mode only (the serial provisioning path calls this)
         if self.provisioned:
-            return E_FACTORY_MODE
+            return E_PROVISIONED
         self.kv.save(_ID_KEY, lock_id)
         self.lock_id = lock_id
         self.keystore.lock_id = lock_id
@@ -115,6 +127,8 @@ class DoorUnit:
         now = hw.ticks_ms()
         self._ms += max(0, hw.ticks_diff(now, self._last))
         self._last = now
+        if self.restart_due is not None and self._ms >= self.restart_due:
+            hw.reset()  # after a factory reset: boot again in factory mode (REPL back)
         mech = self.mech
         mech.update(self._ms, hw.bolt.position(), hw.door.is_closed(), hw.button.take())
         hw.motor.drive(mech.motor)

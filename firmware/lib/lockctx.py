@@ -11,7 +11,7 @@ from lockcodes import (
     E_NOT_YET_VALID, E_REVOKED,
     F_TIME_UNCERTAIN, F_JOURNAL_BACKLOG, F_FACTORY, F_DOOR_OPEN, F_LOCKED_OUT, F_DENY_STALE,
     CFG_RELOCK_DELAY, CFG_DOOR_ALARM, CFG_LOCKOUT_THRESHOLD, CFG_LOCKOUT_SECONDS, CFG_POWER_PROFILE,
-    FW_VERSION,
+    FW_VERSION, E_BACKLOG, E_INTERNAL,
 )
 from lockwire import encode_state
 
@@ -49,6 +49,7 @@ class LockContext:
         self._random = random
         self.battery = battery
         self.door_open = door_open  # callable -> bool, or None
+        self.wipe = None            # callable -> status: the unit's factory reset (§3.4)
         self.config_values = dict(_DEFAULTS)
         blob = kv.load(_CONFIG_KEY)
         if blob:
@@ -216,6 +217,14 @@ class LockContext:
         return status, acked
 
     # ---- keys ----
+
+    def factory_reset(self):
+        # §3.4: only with the whole journal acknowledged, so nothing is lost
+        if self.journal.backlog() > 0:
+            return E_BACKLOG
+        if self.wipe is None:
+            return E_INTERNAL
+        return self.wipe()
 
     def rekey(self, new_epoch, new_master):
         status = self.keystore.install(new_epoch, new_master)

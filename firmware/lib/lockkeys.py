@@ -23,6 +23,9 @@ class RamKV:
     def save(self, name, blob):
         self._d[name] = bytes(blob)
 
+    def delete(self, name):
+        self._d.pop(name, None)
+
 
 def _pack(epoch, master):
     body = struct.pack(">I32s", epoch, master)

@@ -88,3 +88,16 @@ def verify_ack(keys, args):
     args = _bytes(args, ACK_LEN)
     _check(keys.sv, _bound(keys, b"ack") + args[:4 + CHAIN_LEN], args[4 + CHAIN_LEN:])
     return struct.unpack(">I", args[:4])[0], args[4:4 + CHAIN_LEN]
+
+
+def verify_factory_reset(keys, nonce_l, args):
+    # §3.4: MAC16(K_sv, "LK1/factory-reset" 0x00 lock_id u32(epoch) nonce_L)
+    args = _bytes(args, MAC_LEN)
+    if len(nonce_l) != NONCE_LEN:
+        raise ProtoError(E_MALFORMED)
+    _check(keys.sv, _bound(keys, b"factory-reset") + bytes(nonce_l), args)
+
+
+def provisioned_proof(keys, nonce_l):
+    # §3.4: the unit's proof that it holds the key it was given, bound to nonce_L
+    return mac16(keys.sv, _bound(keys, b"provisioned") + bytes(nonce_l))

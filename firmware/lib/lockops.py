@@ -5,13 +5,13 @@
 import struct
 from lockcodes import (
     OP_NOP, OP_UNLOCK, OP_LOCK, OP_STATUS, OP_JOURNAL_READ, OP_JOURNAL_ACK, OP_TIME_SET,
-    OP_DENY_UPDATE, OP_REKEY, OP_CONFIG, R_UNLOCK, R_LOCK, R_JOURNAL, R_ADMIN,
+    OP_DENY_UPDATE, OP_REKEY, OP_CONFIG, OP_FACTORY_RESET, R_UNLOCK, R_LOCK, R_JOURNAL, R_ADMIN,
     E_OK, E_MALFORMED, E_UNKNOWN_OP, E_NO_RIGHT, E_TIME_UNCERTAIN, E_STALE,
     CHUNK_MAX, MAX_UNCERTAIN_LIFETIME,
 )
 from lockwire import ProtoError
 from lockticket import lifetime
-from lockmsg import verify_time_token, verify_deny, open_rekey, rekey_proof, verify_ack
+from lockmsg import verify_time_token, verify_deny, open_rekey, rekey_proof, verify_ack, verify_factory_reset
 from lockrecord import export_chunk
 
 
@@ -96,4 +96,10 @@ def run_op(ctx, ticket, nonce_l, op, args):
         value = struct.unpack(">I", args[1:])[0] if n == 5 else None
         status, value = ctx.config(key, value, ticket)
         return status, bytes((key,)) + _u32(value if status == E_OK else 0), False
+    if op == OP_FACTORY_RESET:
+        _need(ticket, R_ADMIN)
+        verify_factory_reset(ctx.keys, nonce_l, args)
+        status = ctx.factory_reset()
+        # on OK the keys are gone: the RESULT is the last message of the session
+        return status, b"", status == E_OK
     return E_UNKNOWN_OP, b"", False

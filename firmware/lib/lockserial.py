@@ -7,6 +7,9 @@
 #                     `write(b)`, `await drain()`; on a unit
 #                     asyncio.StreamReader(machine.UART(..., timeout=0)), which is both
 #     session_factory () -> a fresh LockSession-like object
+#     provision       (nonce_L or None, msg) -> response, for PROVISION messages
+#                     (§3.4: serial only); None: PROVISION goes to the session,
+#                     which answers UNKNOWN_TYPE
 #
 # The one-byte message 0x01 asks for a HELLO and starts a new connection (a
 # fresh session each time); every other message goes to the current session.
@@ -17,7 +20,7 @@
 # `serve()` runs until the stream ends; `run()` until `stop()`.
 import asyncio
 from time import ticks_ms, ticks_add, ticks_diff
-from lockcodes import E_TIMEOUT
+from lockcodes import E_TIMEOUT, T_PROVISION
 from lockwire import encode_error
 from lockfrag import FrameDecoder, encode_frame
 from locklink import Link
@@ -38,9 +41,10 @@ _HELLO_REQUEST = b"\x01"
 
 class SerialLink(Link):
     def __init__(self, stream, session_factory, hello_ms=_HELLO_MS, msg_ms=_MSG_MS,
-                 session_ms=_SESSION_MS, frag_ms=_FRAG_MS, read_size=256):
+                 session_ms=_SESSION_MS, frag_ms=_FRAG_MS, read_size=256, provision=None):
         self._stream = stream
         self._factory = session_factory
+        self._provision = provision
         self.hello_ms = hello_ms
         self.msg_ms = msg_ms
         self.session_ms = session_ms
@@ -90,6 +94,9 @@ class SerialLink(Link):
                         resp = session.hello()
                         start = now
                         due = ticks_add(now, self.hello_ms)
+                    elif msg[0] == T_PROVISION and self._provision is not None:
+                        resp = self._provision(session.take_nonce(), msg)
+                        due = None
                     else:
                         resp = session.handle(msg)
                         due = None if session.closed else ticks_add(ticks_ms(), self.msg_ms)
@@ -103,3 +110,33 @@ class SerialLink(Link):
             await asyncio.wait_for_ms(self._stream.drain(), _WRITE_MS)
         except asyncio.TimeoutError:
             pass
+
+
+class StdioStream:
+    # The unit's USB serial console as the link's stream: stdin/stdout are
+    # sys.stdin.buffer / sys.stdout.buffer, passed in by the caller (boot.py has
+    # switched Ctrl-C off on a provisioned unit, so frame bytes never interrupt).
+    # A blocking tty read(n) would wait for all n bytes: read one byte when
+    # asyncio says so, then whatever poll says is already there.
+    def __init__(self, stdin, stdout):
+        import select
+        self._in = stdin
+        self._out = stdout
+        self._reader = asyncio.StreamReader(stdin)
+        self._poll = select.poll()
+        self._poll.register(stdin, select.POLLIN)
+
+    async def read(self, n):
+        b = await self._reader.read(1)
+        while b and len(b) < n and self._poll.poll(0):
+            c = self._in.read(1)
+            if not c:
+                break
+            b += c
+        return b
+
+    def write(self, b):
+        self._out.write(b)
+
+    async def drain(self):
+        pass

@@ -56,6 +56,13 @@ class LockSession:
         self.closed = False
         return msg
 
+    def take_nonce(self):
+        # the serial link's PROVISION (§3.4): nonce_L of this connection's HELLO if
+        # no AUTH came yet, else None; the connection's protocol state ends either way
+        nonce = self._nonce if self._stage == _AWAIT else None
+        self.close()
+        return nonce
+
     def close(self):
         # Ends the connection's protocol state (timeouts, disconnects).
         self._forget()

@@ -3,7 +3,6 @@
 # lock served by lockserial.SerialLink until the port goes away.
 # argv: master key hex, lock id hex, lock time.
 import sys
-import select
 import asyncio
 import binascii
 import locksession
@@ -11,35 +10,10 @@ import lockserial
 from fakelock import FakeLock
 
 
-class StdioStream:
-    # asyncio stream over fd 0 / fd 1. A blocking tty read(n) waits for all n bytes,
-    # so read one byte when poll says so, then whatever else is already there.
-    def __init__(self):
-        self._in = sys.stdin.buffer
-        self._out = sys.stdout.buffer
-        self._reader = asyncio.StreamReader(self._in)
-        self._poll = select.poll()
-        self._poll.register(self._in, select.POLLIN)
-
-    async def read(self, n):
-        b = await self._reader.read(1)
-        while b and len(b) < n and self._poll.poll(0):
-            c = self._in.read(1)
-            if not c:
-                break
-            b += c
-        return b
-
-    def write(self, b):
-        self._out.write(b)
-
-    async def drain(self):
-        pass
-
-
 def main():
     lock = FakeLock(binascii.unhexlify(sys.argv[1]), binascii.unhexlify(sys.argv[2]), now=int(sys.argv[3]))
-    link = lockserial.SerialLink(StdioStream(), lambda: locksession.LockSession(lock))
+    stream = lockserial.StdioStream(sys.stdin.buffer, sys.stdout.buffer)
+    link = lockserial.SerialLink(stream, lambda: locksession.LockSession(lock))
     try:
         asyncio.run(link.serve())
     except OSError:

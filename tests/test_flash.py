@@ -1,0 +1,119 @@
+"""flash.py against a simulated blank unit: MicroPython's REPL on a real pty, driven by
+mpremote exactly as a real ESP32's USB serial (only the esptool step has no twin)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+import tty
+from pathlib import Path
+
+import pytest
+
+import mpyhost
+
+pytestmark = pytest.mark.mpy
+ROOT = Path(__file__).resolve().parent.parent
+AIOBLE = ROOT / "simulator" / "sim_aioble" / "package.json"
+
+
+@pytest.fixture
+def blank(tmp_path):
+    """A blank unit: the MicroPython REPL on a pty, its filesystem a fresh directory."""
+    fs = tmp_path / "flash"
+    fs.mkdir()
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    proc = subprocess.Popen([mpyhost.micropython_binary(), "-i"], stdin=master, stdout=master, stderr=master, cwd=fs)
+    os.close(master)
+    time.sleep(0.3)
+    try:
+        yield path, fs
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(slave)
+
+
+def flash(*args):
+    return subprocess.run([sys.executable, str(ROOT / "flash.py"), *args], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+
+
+def test_flash_a_blank_simulated_unit_then_it_runs_the_copied_firmware(blank):
+    port, fs = blank
+    r = flash("--port", port, "--board", "sim", "--skip-esptool", "--aioble-from", str(AIOBLE))
+    assert r.returncode == 0, r.stderr
+    assert "esptool skipped" in r.stdout and "factory mode" in r.stdout
+    lib = fs / "lib"
+    mods = {p.stem for p in lib.glob("*.mpy")}
+    assert {"lockapp", "locksession", "lockcrypto", "lockble", "lockserial", "lockhal_esp32"} <= mods
+    assert not mods & {"lockcompat", "lockhal_sim", "lockhal_simio"}   # host-only modules stay home
+    assert (fs / "boot.py").read_bytes() == (ROOT / "firmware" / "boot.py").read_bytes()
+    board = json.loads((fs / "board.json").read_text())
+    assert board["name"] == "sim" and "notes" not in board
+    assert (lib / "aioble" / "core.py").read_bytes() == (ROOT / "simulator/sim_aioble/aioble/core.py").read_bytes()
+    assert not (fs / "lock").exists()   # factory mode: no key slot
+    # the copied bytecode is what runs: a sim unit built from the flashed lib/ unlocks
+    code = (f"import sys\nsys.path.insert(0, {str(lib)!r})\n"
+            "import lockapp, locksession\n"
+            "assert lockapp.__file__.endswith('.mpy') and locksession.__file__.endswith('.mpy'), lockapp.__file__\n"
+            + (ROOT / "tests" / "mpy" / "unitheap.py").read_text().replace(
+                'lockhal.load_board("sim", BOARDS)', f'lockhal.load_board("board", {str(fs)!r})'))
+    res = mpyhost.run(code=code, heapsize="1m", paths=[ROOT / "firmware" / "lib"])
+    assert res.ok and res.stdout.strip() == "UNLOCKED", res.stderr
+
+
+def test_flash_refuses_a_provisioned_unit(blank):
+    port, fs = blank
+    (fs / "lock").mkdir()
+    (fs / "lock" / "keyA").write_bytes(b"x")
+    r = flash("--port", port, "--board", "sim", "--skip-esptool", "--aioble-from", str(AIOBLE))
+    assert r.returncode == 1 and r.stderr.startswith("flash.py: the unit is provisioned")
+    assert not (fs / "lib").exists()
+
+
+def test_clear_errors():
+    r = flash("--board", "no-such-board", "--port", "/dev/null", "--skip-esptool")
+    assert r.returncode == 1 and "unknown board 'no-such-board'" in r.stderr and "esp32-devkitc" in r.stderr
+    r = flash("--board", "esp32-devkitc", "--port", "/dev/null", "--firmware", "/nonexistent.bin")
+    assert r.returncode == 1 and r.stderr == "flash.py: firmware image /nonexistent.bin not found\n"
+    r = flash("--board", "esp32-devkitc", "--port", "/dev/does-not-exist", "--skip-esptool",
+              "--aioble-from", str(AIOBLE))
+    assert r.returncode == 1 and r.stderr.startswith("flash.py: talking to the unit failed")
+    assert "Traceback" not in r.stderr
+
+
+def test_dry_run_prints_every_step_and_touches_nothing(tmp_path):
+    image = tmp_path / "ESP32_GENERIC-v1.29.0.bin"
+    image.write_bytes(b"\xe9" + bytes(100))
+    r = flash("--board", "esp32-devkitc", "--port", "/dev/ttyUSB9", "--firmware", str(image), "--dry-run")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "esptool --chip esp32 --port /dev/ttyUSB9 erase-flash" in out
+    assert f"write-flash 0x1000 {image}" in out
+    assert "mip install --target lib aioble" in out and "[7/7] verify every copied file by SHA-256" in out
+    r = flash("--board", "esp32-c3-devkitm", "--port", "/dev/ttyUSB9", "--firmware", str(image), "--dry-run")
+    assert "--chip esp32c3" in r.stdout and "write-flash 0x0 " in r.stdout
+
+
+def test_version_mismatch_is_caught_before_anything_is_copied(tmp_path):
+    sys.path.insert(0, str(ROOT))
+    try:
+        import flash as flashmod
+    finally:
+        sys.path.pop(0)
+    args = flashmod.parser().parse_args(["--board", "sim", "--port", "/dev/null", "--skip-esptool"])
+    f = flashmod.Flasher(args)
+    try:
+        f.device_mpy = 5   # a unit with an older MicroPython (.mpy v5)
+        with pytest.raises(flashmod.FlashError, match="version mismatch"):
+            f._compile()
+        assert hashlib.sha256(b"").hexdigest()  # nothing was sent: files are only gathered locally
+    finally:
+        f.cleanup()
