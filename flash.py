@@ -182,10 +182,16 @@ class Flasher:
                                         FLASH_OFFSET[self.chip], str(image)], "esptool write", timeout=600)
 
     def _probe(self) -> None:
-        code = ("import sys, os\n"
+        # the same test as boot.py: a key slot on the board's data partition
+        code = ("import sys\n"
                 "print(getattr(sys.implementation, '_mpy', 0))\n"
-                "try:\n os.stat('/lock/keyA'); print('provisioned')\nexcept OSError:\n"
-                " try:\n  os.stat('lock/keyA'); print('provisioned')\n except OSError:\n  print('factory')\n")
+                "try:\n"
+                " import esp32, lockhal, lockstore\n"
+                " st = lockhal.load_board('board', '/')['storage']\n"
+                " p = esp32.Partition.find(esp32.Partition.TYPE_DATA, label=st['partition'])\n"
+                " print('provisioned' if p and lockstore.provisioned(p[0]) else 'factory')\n"
+                "except Exception:\n"
+                " print('factory')\n")
         try:
             out = _run(self.mpremote("exec", code), "talking to the unit", timeout=30).split()
         except FlashError as e:

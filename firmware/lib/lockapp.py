@@ -200,7 +200,11 @@ def main(board_dir="/", kv_root="/lock"):
     board = lockhal.load_board("board", board_dir)
     hw = lockhal.wire(board, lockhal_esp32)
     unit = boot(hw, kv_root)
-    links = []
+    import sys
+    import lockserial
+    # the USB serial port: framed maintenance link, PROVISION in factory mode (§3.4)
+    links = [lockserial.SerialLink(lockserial.StdioStream(sys.stdin.buffer, sys.stdout.buffer), unit.session,
+                                   provision=unit.provision_request)]
     try:
         import aioble
         import lockble
