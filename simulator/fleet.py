@@ -69,11 +69,17 @@ class HostClient:
     async def call(self, op: str, **args):
         """Send one request; return its ``ok`` value or raise FleetError with the host's reason."""
         if self._w is None:
-            await self.open()
+            try:
+                await self.open()
+            except OSError as e:
+                raise FleetError(f"no fleet host on port {self.port}: {e}") from e
         async with self._lock:
-            self._w.write(json.dumps({"op": op, **args}).encode() + b"\n")
-            await self._w.drain()
-            line = await self._r.readline()
+            try:
+                self._w.write(json.dumps({"op": op, **args}).encode() + b"\n")
+                await self._w.drain()
+                line = await self._r.readline()
+            except OSError as e:
+                raise FleetError(f"fleet host on port {self.port}: {e}") from e
         if not line:
             raise FleetError(f"fleet host on port {self.port} closed the connection")
         reply = json.loads(line)

@@ -71,6 +71,9 @@ class KeySource(Protocol):
     def rekey(self, lock_id: bytes) -> bytes:
         """REKEY args for a lock (the server keeps both epochs until the proof)."""
 
+    def rekey_pending(self, lock_id: bytes) -> bytes | None:
+        """REKEY args a visiting phone should deliver, or None."""
+
     def rekey_proved(self, lock_id: bytes, proof: bytes) -> bool:
         """Record a lock's re-key proof; True when it proves the new epoch."""
 
@@ -168,6 +171,9 @@ class LocalIssuer:
             e["pending"] = p
         msg, _ = rekey_pair(self.keys(lock_id), bytes.fromhex(p["master"]), p["epoch"])
         return msg
+
+    def rekey_pending(self, lock_id: bytes) -> bytes | None:
+        return self.rekey(lock_id) if self.locks[lock_id.hex()].get("pending") else None
 
     def rekey_proved(self, lock_id: bytes, proof: bytes) -> bool:
         e = self.locks[lock_id.hex()]

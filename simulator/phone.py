@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lockproto import Err, Flag, Hello, Op, PhoneSession, ProtocolError, Reassembler, fragment
+from lockproto import Err, Flag, Hello, Op, PhoneSession, ProtocolError, Reassembler, Ticket, fragment
 from lockproto.advert import Advert
 
 from .fleet import Fleet, FleetError, HostClient
@@ -47,6 +47,7 @@ class Outcome:
     hello: Hello | None = None
     results: list[OpResult] = field(default_factory=list)
     radio_error: str | None = None
+    rekeyed: bool = False
 
     def status_of(self, op: int) -> int | None:
         for r in self.results:
@@ -193,7 +194,7 @@ class CarerPhone:
         out = Outcome(lock)
         try:
             conn = await self.connect(lock, grant.lock_id)
-        except RadioError as e:
+        except (RadioError, FleetError) as e:
             out.radio_error = str(e)
             return out
         try:
@@ -209,6 +210,9 @@ class CarerPhone:
                 if args is not None and ver > hello.state.deny_version:
                     pre.append((Op.DENY_UPDATE, args))
                 plan = pre + plan
+                rk = self.source.rekey_pending(grant.lock_id)
+                if rk is not None and hello.epoch == Ticket.decode(grant.ticket).epoch:
+                    plan.append((Op.REKEY, rk))  # last: a re-key ends the session
             ps = PhoneSession(grant.ticket, grant.k_t, hello_b)
             for i, (op, args) in enumerate(plan):
                 msg = ps.auth(op, args) if i == 0 else ps.op(op, args)
@@ -216,6 +220,8 @@ class CarerPhone:
                 try:
                     r = ps.read(answer)
                     out.results.append(OpResult(int(op), Err.OK, bytes(r.payload)))
+                    if op == Op.REKEY:
+                        out.rekeyed = self.source.rekey_proved(grant.lock_id, bytes(r.payload))
                 except ProtocolError as e:
                     out.results.append(OpResult(int(op), int(e.code)))
                     if ps.closed or not ps.established:
@@ -235,7 +241,7 @@ class CarerPhone:
             return 0, "offline"
         try:
             conn = await self.connect(lock, grant.lock_id)
-        except RadioError as e:
+        except (RadioError, FleetError) as e:
             return 0, str(e)
         delivered = 0
         try:

@@ -373,6 +373,10 @@ class SimLock:
                         "backlog": j.backlog(), "lost": j.lost, "stored": j.store.count(),
                         "flags": u.ctx.flags(), "deny": u.deny.version,
                         "epoch": u.keystore.keys.epoch if u.keystore.keys else 0})
+            b = getattr(u, "batt", None)
+            if b is not None:
+                out["battery_pct"] = b.pct()
+                out["battery_unit_mv"] = b.mv()
             try:
                 out["battery_adc_mv"] = self.hw.battery.read_mv()
             except ValueError:

@@ -1,0 +1,596 @@
+"""District scenarios: a TOML file describes a district's day; ``run_scenario`` plays it.
+
+The format (docs/simulator.md, "Scenario files", has every key)::
+
+    [district]      name, start (RFC 3339, UTC), hours, seed, procs, storage ("flash"|"files")
+    [locks]         count, spacing_m             generated locks L0001..
+    [[lock]]        name, battery_mv, drain_mv_h, jam, drift_ppm     per-lock overrides
+    [shifts.NAME]   start = "07:00", end = "15:00"
+    [staff]         count, shift                 generated carers C001..
+    [[carer]]       name, user, shift, online, mtu
+    [visits]        per_lock, minutes, travel_minutes   generated routes
+    [[visit]]       lock, carer, at = "08:10", minutes
+    [[alarm]]       lock, responder, at, minutes (a temporary key for one door)
+    [[lost_phone]]  carer, at (revoked then), finder_at, lock (someone tries the found phone)
+    [[battery_change]] lock, at, mv
+    [[rekey]]       lock, at (the server starts a re-key; the next visiting phone delivers it)
+    [[power_cut]]   lock, at, off_minutes
+
+Time is simulated: the fleet's clocks stand still (speed 0) and the runner moves them
+from one event to the next, so a district day takes as long as its sessions do, not
+as long as the day. Events at the same simulated second run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import shutil
+import sys
+import tempfile
+import time
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from lockproto import Err, Op, Right
+
+from .fleet import Fleet, FleetError, LockSpec
+from .keysource import Grant, LocalIssuer
+from .phone import CarerPhone, Outcome
+
+CARER_RIGHTS = Right.UNLOCK | Right.LOCK | Right.JOURNAL
+
+
+class ScenarioError(ValueError):
+    """The scenario file is wrong (the message names the key)."""
+
+
+def _hhmm(value: str, what: str) -> int:
+    """Seconds after midnight for "HH:MM"."""
+    try:
+        h, m = str(value).split(":")
+        s = int(h) * 3600 + int(m) * 60
+    except ValueError:
+        raise ScenarioError(f"{what}: expected HH:MM, got {value!r}") from None
+    if not 0 <= s <= 48 * 3600:
+        raise ScenarioError(f"{what}: {value!r} out of range")
+    return s
+
+
+@dataclass
+class Carer:
+    name: str
+    user: int
+    shift: str
+    online: bool = True
+    mtu: int = 185
+
+
+@dataclass
+class Scenario:
+    name: str
+    start: int                 # unix seconds of the district day's 00:00 offset base
+    day0: int                  # unix seconds of midnight of the start day
+    hours: float
+    seed: int
+    procs: int
+    storage: str
+    locks: list[LockSpec]
+    overrides: dict[str, dict]
+    shifts: dict[str, tuple[int, int]]
+    carers: dict[str, Carer]
+    visits: list[dict]
+    alarms: list[dict]
+    lost_phones: list[dict]
+    battery_changes: list[dict]
+    rekeys: list[dict]
+    power_cuts: list[dict]
+    radio: dict = field(default_factory=dict)
+
+    def at(self, hhmm: str, what: str) -> int:
+        """Seconds from the scenario start for a clock time of the day."""
+        s = self.day0 + _hhmm(hhmm, what) - self.start
+        if s < 0:
+            raise ScenarioError(f"{what}: {hhmm} is before the scenario starts")
+        return s
+
+
+def _table(d: dict, key: str, kind=dict):
+    v = d.get(key, kind())
+    if not isinstance(v, kind):
+        raise ScenarioError(f"{key}: expected a {'table' if kind is dict else 'list of tables'}")
+    return v
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Parse and check a scenario file; ScenarioError names what is wrong."""
+    try:
+        with open(path, "rb") as f:
+            d = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{path}: {e}") from None
+    return scenario_from_dict(d)
+
+
+def scenario_from_dict(d: dict) -> Scenario:
+    dist = _table(d, "district")
+    try:
+        start_dt = datetime.fromisoformat(str(dist.get("start", "2026-03-02T07:00:00+00:00")))
+    except ValueError:
+        raise ScenarioError("district.start: expected an RFC 3339 time") from None
+    if start_dt.tzinfo is None:
+        start_dt = start_dt.replace(tzinfo=timezone.utc)
+    start = int(start_dt.timestamp())
+    day0 = int(start_dt.replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
+    hours = float(dist.get("hours", 16))
+    if not 0 < hours <= 72:
+        raise ScenarioError("district.hours: 0 < hours <= 72")
+    storage = dist.get("storage", "flash")
+    if storage not in ("flash", "files"):
+        raise ScenarioError("district.storage: flash or files")
+
+    lk = _table(d, "locks")
+    count = int(lk.get("count", 0))
+    spacing = float(lk.get("spacing_m", 80.0))
+    locks = []
+    side = max(1, int(count ** 0.5 + 0.999))
+    for i in range(count):
+        locks.append(LockSpec(f"L{i + 1:04d}", (i % side) * spacing, (i // side) * spacing))
+    overrides = {}
+    names = {s.name for s in locks}
+    for o in _table(d, "lock", list):
+        n = o.get("name")
+        if n is None:
+            raise ScenarioError("lock: every [[lock]] needs a name")
+        if n not in names:
+            locks.append(LockSpec(n, float(o.get("x", len(locks) * spacing)), float(o.get("y", -spacing))))
+            names.add(n)
+        overrides[n] = o
+    if not locks:
+        raise ScenarioError("locks: a district needs locks (locks.count or [[lock]])")
+
+    shifts = {}
+    for n, sh in _table(d, "shifts").items():
+        a, b = _hhmm(sh.get("start"), f"shifts.{n}.start"), _hhmm(sh.get("end"), f"shifts.{n}.end")
+        if b <= a:
+            raise ScenarioError(f"shifts.{n}: end before start")
+        shifts[n] = (a, b)
+    if not shifts:
+        shifts["day"] = (7 * 3600, 15 * 3600)
+
+    carers: dict[str, Carer] = {}
+    st = _table(d, "staff")
+    for i in range(int(st.get("count", 0))):
+        sh = st.get("shift", next(iter(shifts)))
+        carers[f"C{i + 1:03d}"] = Carer(f"C{i + 1:03d}", 100 + i, sh)
+    for c in _table(d, "carer", list):
+        if "name" not in c:
+            raise ScenarioError("carer: every [[carer]] needs a name")
+        carers[c["name"]] = Carer(c["name"], int(c.get("user", 500 + len(carers))), c.get("shift", next(iter(shifts))),
+                                  bool(c.get("online", True)), int(c.get("mtu", 185)))
+    for c in carers.values():
+        if c.shift not in shifts:
+            raise ScenarioError(f"carer {c.name}: no shift {c.shift!r}")
+    users = [c.user for c in carers.values()]
+    if len(set(users)) != len(users):
+        raise ScenarioError("carer: user ids must be unique")
+
+    sc = Scenario(dist.get("name", "district"), start, day0, hours, int(dist.get("seed", 1)),
+                  int(dist.get("procs", 2)), storage, locks, overrides, shifts, carers, [], [], [], [], [], [],
+                  _table(d, "radio"))
+
+    def need_lock(e, what):
+        if e.get("lock") not in names:
+            raise ScenarioError(f"{what}: no lock {e.get('lock')!r}")
+
+    def need_carer(e, key, what):
+        if e.get(key) not in carers:
+            raise ScenarioError(f"{what}: no carer {e.get(key)!r}")
+
+    for v in _table(d, "visit", list):
+        need_lock(v, "visit")
+        need_carer(v, "carer", "visit")
+        sc.visits.append({"lock": v["lock"], "carer": v["carer"], "t": sc.at(v.get("at"), "visit.at"),
+                          "minutes": float(v.get("minutes", 15)), "kind": "planned"})
+    gen = _table(d, "visits")
+    if gen:
+        _generate_routes(sc, int(gen.get("per_lock", 1)), float(gen.get("minutes", 15)),
+                         float(gen.get("travel_minutes", 5)))
+    for a in _table(d, "alarm", list):
+        need_lock(a, "alarm")
+        need_carer(a, "responder", "alarm")
+        sc.alarms.append({"lock": a["lock"], "carer": a["responder"], "t": sc.at(a.get("at"), "alarm.at"),
+                          "minutes": float(a.get("minutes", 30)), "kind": "alarm"})
+    for lp in _table(d, "lost_phone", list):
+        need_carer(lp, "carer", "lost_phone")
+        need_lock(lp, "lost_phone")
+        sc.lost_phones.append({"carer": lp["carer"], "t": sc.at(lp.get("at"), "lost_phone.at"),
+                               "finder_t": sc.at(lp.get("finder_at"), "lost_phone.finder_at"), "lock": lp["lock"]})
+    for b in _table(d, "battery_change", list):
+        need_lock(b, "battery_change")
+        sc.battery_changes.append({"lock": b["lock"], "t": sc.at(b.get("at"), "battery_change.at"),
+                                   "mv": int(b.get("mv", 6200))})
+    for r in _table(d, "rekey", list):
+        need_lock(r, "rekey")
+        sc.rekeys.append({"lock": r["lock"], "t": sc.at(r.get("at"), "rekey.at")})
+    for p in _table(d, "power_cut", list):
+        need_lock(p, "power_cut")
+        sc.power_cuts.append({"lock": p["lock"], "t": sc.at(p.get("at"), "power_cut.at"),
+                              "off_s": int(float(p.get("off_minutes", 1)) * 60)})
+    return sc
+
+
+def _generate_routes(sc: Scenario, per_lock: int, minutes: float, travel: float) -> None:
+    """Routes: each shift's carers share the locks (lock i to carer i mod n) and walk their
+    locks in order, visit after visit; a route that does not fit its shift is cut short."""
+    by_shift: dict[str, list[Carer]] = {}
+    for c in sc.carers.values():
+        by_shift.setdefault(c.shift, []).append(c)
+    if not by_shift:
+        raise ScenarioError("visits: generated visits need carers (staff.count or [[carer]])")
+    shifts = sorted(by_shift, key=lambda n: sc.shifts[n][0])
+    slots: dict[str, dict[str, float]] = {}
+    for k in range(per_lock):
+        sh = shifts[k % len(shifts)]
+        crew = by_shift[sh]
+        a, b = sc.shifts[sh]
+        start = sc.day0 + a - sc.start
+        end = sc.day0 + b - sc.start
+        # a route goes on where the carer's last round ended (10 minutes to get going)
+        slot = slots.setdefault(sh, {c.name: start + 600 for c in crew})
+        for i, lock in enumerate(sc.locks):
+            c = crew[i % len(crew)]
+            t = slot[c.name]
+            if t + minutes * 60 > end:
+                sc.visits.append({"lock": lock.name, "carer": c.name, "t": None, "minutes": minutes,
+                                  "kind": "unscheduled"})
+                continue
+            sc.visits.append({"lock": lock.name, "carer": c.name, "t": int(t), "minutes": minutes,
+                              "kind": "route"})
+            slot[c.name] = t + (minutes + travel) * 60
+
+
+@dataclass
+class Report:
+    data: dict
+
+    def text(self) -> str:
+        d = self.data
+        v = d["visits"]
+        lines = [f"scenario {d['scenario']}: {d['locks']} locks, {d['carers']} carers, "
+                 f"{d['simulated_hours']:.1f} h simulated in {d['wall_s']:.1f} s "
+                 f"({d['procs']} processes, {d['storage']} storage)",
+                 f"visits: {v['done']} done of {v['planned']} planned, {v['unscheduled']} did not fit a shift, "
+                 f"{v['refused']} refused, {v['radio_failed']} radio failures"]
+        if d["refusals"]:
+            lines.append("refusals: " + ", ".join(f"{k} x{n}" for k, n in sorted(d["refusals"].items())))
+        for e in d["events"]:
+            lines.append(f"  {e}")
+        b = d["battery"]
+        lines.append(f"battery: min {b['min_mv']} mV, {b['low']} low, {b['critical']} critical")
+        j = d["journal"]
+        lines.append(f"journal: {j['ingested']} records ingested, backlog {j['backlog_total']} "
+                     f"(max {j['backlog_max']} at one lock), {j['problems']} upload problems")
+        h = d["health"]
+        lines.append(f"health: {h['unlocked']} unlocked at the end, {h['jammed']} jammed, {h['time_uncertain']} "
+                     f"time-uncertain, {h['powered_off']} powered off, {h['rebooted']} rebooted")
+        return "\n".join(lines)
+
+
+class Runner:
+    """Plays one scenario against a fleet (see the module docstring)."""
+
+    def __init__(self, sc: Scenario, fleet: Fleet, issuer: LocalIssuer, concurrency: int = 64,
+                 progress: bool = False) -> None:
+        self.sc = sc
+        self.fleet = fleet
+        self.issuer = issuer
+        self.ids: dict[str, bytes] = {}
+        self.phones: dict[str, CarerPhone] = {}
+        self.grants: dict[tuple[str, str], Grant] = {}
+        self.revoked: dict[str, int] = {}     # carer -> the user id of the lost phone
+        self.lost_grants: dict[tuple[str, str], Grant] = {}
+        self.retired: list[CarerPhone] = []
+        self.sem = asyncio.Semaphore(concurrency)
+        self.queue: list = []
+        self._seq = itertools.count()
+        self.now_s = 0
+        self.visits: list[dict] = []
+        self.refusals: Counter = Counter()
+        self.events: list[str] = []
+        self.uploads = {"records": 0, "problems": 0}
+        self.progress = progress
+
+    def at(self, t: int, fn, *args) -> None:
+        heapq.heappush(self.queue, (t, next(self._seq), fn, args))
+
+    async def setup(self) -> None:
+        sc = self.sc
+        self.fleet.state.wall0 = sc.start
+        self.fleet.start()
+        await self.fleet.attach()
+        await self.fleet.all("time", speed=0)
+        new = [s for s in sc.locks if s.name not in self.fleet.state.locks]
+        if new:
+            await self.fleet.create(new)
+        if sc.radio:
+            await self.fleet.all("radio", **sc.radio)
+        wall = await self.fleet.wall()
+        for s in sc.locks:
+            lid, ep, m = self.issuer.register(s.name)
+            self.ids[s.name] = lid
+        for st in await self.fleet.status():
+            if not st.get("provisioned"):
+                lid, ep, m = self.issuer.register(st["lock"])
+                r = await self.fleet.call(st["lock"], "provision", lock_id=lid.hex(), epoch=ep, master=m.hex(),
+                                          now=wall)
+                if r["status"] != Err.OK:
+                    raise FleetError(f"{st['lock']}: provisioning refused")
+        for name, o in sc.overrides.items():
+            if "battery_mv" in o or "drain_mv_h" in o:
+                args = {k: int(o[k]) for k in ("battery_mv", "drain_mv_h") if k in o}
+                await self.fleet.call(name, "battery", **{("mv" if k == "battery_mv" else k): v
+                                                          for k, v in args.items()})
+            if o.get("jam"):
+                await self.fleet.call(name, "jam", on=True)
+            if "drift_ppm" in o:
+                await self.fleet.call(name, "clock", drift_ppm=int(o["drift_ppm"]))
+        for c in sc.carers.values():
+            self.phones[c.name] = CarerPhone(self.fleet, c.name, c.user, self.issuer, mtu=c.mtu, online=c.online)
+        for v in sc.visits + sc.alarms:
+            if v["t"] is None:
+                self.visits.append({**v, "result": "unscheduled"})
+                continue
+            self.at(v["t"], self.arrive, v)
+        for lp in sc.lost_phones:
+            self.at(lp["t"], self.lose_phone, lp)
+            self.at(lp["finder_t"], self.finder_tries, lp)
+        for b in sc.battery_changes:
+            self.at(b["t"], self.change_battery, b)
+        for r in sc.rekeys:
+            self.at(r["t"], self.start_rekey, r)
+        for p in sc.power_cuts:
+            self.at(p["t"], self.cut_power, p)
+
+    # ---- tickets ----
+
+    def grant(self, carer: Carer, lock: str, t: int, kind: str, minutes: float) -> Grant:
+        """The ticket the carer's phone fetched: the shift for planned visits, a short
+        temporary key for an alarm."""
+        wall = self.sc.start + t
+        if kind == "alarm":
+            return self.issuer.grant(self.ids[lock], carer.user, wall - 60, wall + int(minutes * 60) + 600,
+                                     CARER_RIGHTS, wall - 60)
+        key = (carer.name, lock)
+        g = self.grants.get(key)
+        if g is None or self.issuer.keys(self.ids[lock]).epoch != _epoch(g):
+            a, b = self.sc.shifts[carer.shift]
+            nb = self.sc.day0 + a - 1800
+            na = self.sc.day0 + b + 3600
+            g = self.issuer.grant(self.ids[lock], carer.user, nb, na, CARER_RIGHTS, min(wall, nb))
+            self.grants[key] = g
+        return g
+
+    # ---- events ----
+
+    async def arrive(self, v: dict) -> None:
+        carer = self.sc.carers[v["carer"]]
+        phone = self.phones[carer.name]
+        rec = {**v, "result": None}
+        self.visits.append(rec)
+        out, g = await self._session(carer, v, Op.UNLOCK)
+        self._note(rec, out, Op.UNLOCK)
+        if rec["result"] != "ok":
+            return
+        t = v["t"]
+        self.at(t + 4, self.door, v["lock"], True)
+        self.at(t + 7, self.door, v["lock"], False)
+        leave = t + int(v["minutes"] * 60)
+        self.at(leave, self.press, v["lock"])
+        self.at(leave + 3, self.door, v["lock"], True)
+        self.at(leave + 6, self.door, v["lock"], False)
+        self.at(leave + 8, self.leave, rec, g)
+
+    async def _session(self, carer: Carer, v: dict, op: int) -> tuple[Outcome, Grant]:
+        """Walk to the door and run ``op``; a phone that meets a re-keyed lock fetches a
+        fresh ticket (when online) and tries once more."""
+        phone = self.phones[carer.name]
+        g = self.grant(carer, v["lock"], v["t"], v["kind"], v["minutes"])
+        await phone.walk_to(v["lock"])
+        out = await phone.session(v["lock"], g, [(op, b"")])
+        if out.status_of(op) == Err.WRONG_EPOCH and phone.online:
+            self.grants.pop((carer.name, v["lock"]), None)
+            g = self.grant(carer, v["lock"], v["t"], v["kind"], v["minutes"])
+            out = await phone.session(v["lock"], g, [(op, b"")])
+        return out, g
+
+    async def leave(self, rec: dict, g: Grant) -> None:
+        carer = self.sc.carers[rec["carer"]]
+        phone = self.phones[carer.name]
+        out, g = await self._session(carer, rec, Op.LOCK)
+        st = out.status_of(Op.LOCK)
+        rec["lock_result"] = "ok" if st == Err.OK else (out.radio_error or Err(st).name if st is not None
+                                                        else out.radio_error)
+        n, problem = await phone.upload_journal(rec["lock"], g)
+        self.uploads["records"] += n
+        if problem and problem != "offline":
+            self.uploads["problems"] += 1
+            rec["upload_problem"] = problem
+
+    def _note(self, rec: dict, out: Outcome, op: int) -> None:
+        st = out.status_of(op)
+        if out.rekeyed:
+            self.events.append(f"{rec['lock']}: re-keyed by {rec['carer']}'s phone")
+        if st == Err.OK:
+            rec["result"] = "ok"
+        elif st is not None:
+            rec["result"] = Err(st).name
+            self.refusals[Err(st).name] += 1
+        else:
+            bad = out.refusal
+            rec["result"] = Err(bad).name if bad is not None else f"radio: {out.radio_error}"
+            if bad is not None:
+                self.refusals[Err(bad).name] += 1
+
+    async def door(self, lock: str, open_: bool) -> None:
+        await self.fleet.call(lock, "door", open=open_)
+
+    async def press(self, lock: str) -> None:
+        await self.fleet.call(lock, "press")
+
+    async def lose_phone(self, lp: dict) -> None:
+        c = self.sc.carers[lp["carer"]]
+        a, b = self.sc.shifts[c.shift]
+        self.issuer.revoke_user(c.user, self.sc.day0 + b + 86400)
+        self.revoked[c.name] = c.user
+        self.events.append(f"{c.name}'s phone lost: user {c.user} revoked (deny list v{self.issuer.deny_version}); "
+                           f"a replacement phone as user {c.user + 10000}")
+        # the carer goes on with a replacement phone under a new identity and fresh tickets
+        self.retired.append(self.phones[c.name])  # visits under way finish with it
+        c.user += 10000
+        self.phones[c.name] = CarerPhone(self.fleet, c.name, c.user, self.issuer, mtu=c.mtu, online=c.online)
+        for key in [k for k in self.grants if k[0] == c.name]:
+            self.lost_grants[key] = self.grants.pop(key)
+
+    async def finder_tries(self, lp: dict) -> None:
+        c = self.sc.carers[lp["carer"]]
+        old_user = self.revoked.get(c.name, c.user)
+        phone = CarerPhone(self.fleet, "finder", old_user, None, online=False)  # no server: only the bundle
+        g = self.lost_grants.get((c.name, lp["lock"]))
+        if g is None:  # the lost phone held a ticket for this door (its shift bundle)
+            a, b = self.sc.shifts[c.shift]
+            g = self.issuer.grant(self.ids[lp["lock"]], old_user, self.sc.day0 + a - 1800,
+                                  self.sc.day0 + b + 3600, CARER_RIGHTS, self.sc.day0 + a - 1800)
+        await phone.walk_to(lp["lock"])
+        out = await phone.session(lp["lock"], g, [(Op.UNLOCK, b"")], courier=False)
+        await phone.close()
+        st = out.status_of(Op.UNLOCK)
+        held = st is not None and st != Err.OK
+        self.events.append(f"finder with {c.name}'s phone at {lp['lock']}: "
+                           f"{Err(st).name if st is not None else out.radio_error} "
+                           f"({'lock held' if held else 'OPENED: the deny list had not reached this lock'})")
+        if st == Err.OK:
+            await self.fleet.call(lp["lock"], "door", open=False)
+
+    async def change_battery(self, b: dict) -> None:
+        await self.fleet.call(b["lock"], "power", action="cut")
+        await self.fleet.call(b["lock"], "battery", mv=b["mv"])
+        await self.fleet.call(b["lock"], "power", action="restore")
+        self.events.append(f"{b['lock']}: cells changed ({b['mv']} mV); time uncertain until a phone relays a token")
+
+    async def start_rekey(self, r: dict) -> None:
+        self.issuer.rekey(self.ids[r["lock"]])
+        self.events.append(f"{r['lock']}: re-key started on the server")
+
+    async def cut_power(self, p: dict) -> None:
+        await self.fleet.call(p["lock"], "power", action="cut")
+        self.at(p["t"] + p["off_s"], self.restore_power, p)
+
+    async def restore_power(self, p: dict) -> None:
+        await self.fleet.call(p["lock"], "power", action="restore")
+        self.events.append(f"{p['lock']}: power cut for {p['off_s']} s")
+
+    # ---- the loop ----
+
+    async def _one(self, fn, args) -> None:
+        async with self.sem:
+            await fn(*args)
+
+    async def play(self) -> None:
+        end = int(self.sc.hours * 3600)
+        done = 0
+        last = time.monotonic()
+        while self.queue and self.queue[0][0] <= end:
+            t = self.queue[0][0]
+            batch = []
+            while self.queue and self.queue[0][0] == t:
+                _, _, fn, args = heapq.heappop(self.queue)
+                batch.append((fn, args))
+            if t > self.now_s:
+                await self.fleet.advance((t - self.now_s) * 1000)
+                self.now_s = t
+            await asyncio.gather(*(self._one(fn, a) for fn, a in batch))
+            done += len(batch)
+            if self.progress and time.monotonic() - last > 1:
+                last = time.monotonic()
+                print(f"\r{self.sc.name}: {t / 3600:5.2f} h, {done} events", end="", file=sys.stderr, flush=True)
+        if end > self.now_s:
+            await self.fleet.advance((end - self.now_s) * 1000)
+            self.now_s = end
+        if self.progress:
+            print(file=sys.stderr)
+
+    async def report(self, wall_s: float) -> Report:
+        status = await self.fleet.status()
+        planned = [v for v in self.visits if v["kind"] != "unscheduled"]
+        done = [v for v in planned if v["result"] == "ok"]
+        radio = [v for v in planned if str(v["result"]).startswith("radio")]
+        refused = [v for v in planned if v["result"] not in ("ok", None) and not str(v["result"]).startswith("radio")]
+        mvs = [s["battery_mv"] for s in status]
+        flags = [s.get("flags", 0) for s in status]
+        data = {
+            "scenario": self.sc.name, "locks": len(status), "carers": len(self.sc.carers), "procs": self.sc.procs,
+            "storage": self.sc.storage, "simulated_hours": self.now_s / 3600, "wall_s": wall_s,
+            "visits": {"planned": len(planned), "done": len(done), "refused": len(refused),
+                       "radio_failed": len(radio),
+                       "unscheduled": sum(1 for v in self.visits if v["kind"] == "unscheduled"),
+                       "relocked_by_phone": sum(1 for v in done if v.get("lock_result") == "ok")},
+            "refusals": dict(self.refusals),
+            "events": self.events,
+            "battery": {"min_mv": min(mvs), "low": sum(1 for f in flags if f & 0x02),
+                        "critical": sum(1 for f in flags if f & 0x04),
+                        "per_lock": {s["lock"]: {"mv": s["battery_mv"], "pct": s.get("battery_pct")} for s in status}},
+            "journal": {"ingested": self.uploads["records"], "problems": self.uploads["problems"],
+                        "backlog_total": sum(s.get("backlog", 0) for s in status),
+                        "backlog_max": max(s.get("backlog", 0) for s in status),
+                        "lost": sum(s.get("lost", 0) for s in status)},
+            "health": {"unlocked": sum(1 for s in status if s.get("state") != 1),
+                       "jammed": sum(1 for s in status if s.get("state") == 5),
+                       "time_uncertain": sum(1 for s in status if s.get("uncertain")),
+                       "powered_off": sum(1 for s in status if not s["powered"]),
+                       "rebooted": sum(1 for s in status if s.get("boots", 1) > 1)},
+            "visit_log": [{k: v[k] for k in ("lock", "carer", "t", "kind", "result") if k in v}
+                          | ({"lock_result": v["lock_result"]} if "lock_result" in v else {}) for v in self.visits],
+            "lock_status": status,
+        }
+        return Report(data)
+
+    async def close(self) -> None:
+        for p in list(self.phones.values()) + self.retired:
+            await p.close()
+
+
+def _epoch(g: Grant) -> int:
+    return int.from_bytes(g.ticket[9:13], "big")
+
+
+async def run_scenario(sc: Scenario, state_dir: str | Path | None = None, procs: int | None = None,
+                       progress: bool = False, heapsize: str | None = None) -> Report:
+    """Start a fleet for ``sc`` (in ``state_dir``, else a temporary directory), play it, report."""
+    tmp = None
+    if state_dir is None:
+        tmp = tempfile.mkdtemp(prefix="locksim-")
+        state_dir = tmp
+    if procs:
+        sc.procs = procs
+    kw = {"heapsize": heapsize} if heapsize else {}
+    fleet = Fleet(state_dir, procs=sc.procs, seed=sc.seed, storage=sc.storage, **kw)
+    issuer = LocalIssuer(Path(state_dir) / "issuer.json")
+    runner = Runner(sc, fleet, issuer, progress=progress)
+    t0 = time.monotonic()
+    try:
+        await runner.setup()
+        await runner.play()
+        report = await runner.report(time.monotonic() - t0)
+        await runner.close()
+        issuer.save()
+    finally:
+        if fleet.procs:
+            await fleet.stop()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return report
