@@ -1,0 +1,1 @@
+"""HTTP routers of the key server (mounted by :func:`keyserver.app.create_app`)."""
