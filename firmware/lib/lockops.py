@@ -11,7 +11,8 @@ from lockcodes import (
 )
 from lockwire import ProtoError
 from lockticket import lifetime
-from lockmsg import verify_time_token, verify_deny, open_rekey, rekey_proof, verify_ack, verify_factory_reset
+# lockmsg (server statements) is imported where a statement arrives: an unlock
+# never needs it, so it costs no heap on the common path
 from lockrecord import export_chunk
 
 
@@ -28,6 +29,11 @@ def _short_if_uncertain(ctx, ticket):
     # §2.5: while uncertain only short tickets may UNLOCK or read the journal
     if ctx.time_uncertain() and lifetime(ticket) > MAX_UNCERTAIN_LIFETIME:
         raise ProtoError(E_TIME_UNCERTAIN)
+
+
+def _msg():
+    import lockmsg
+    return lockmsg
 
 
 def run_op(ctx, ticket, nonce_l, op, args):
@@ -62,21 +68,21 @@ def run_op(ctx, ticket, nonce_l, op, args):
             raise ValueError("journal_read")
         return E_OK, export_chunk(ctx.keys, first, records, head, prev), False
     if op == OP_JOURNAL_ACK:
-        seq, chain = verify_ack(ctx.keys, args)
+        seq, chain = _msg().verify_ack(ctx.keys, args)
         status, acked = ctx.journal_ack(seq, chain)
         return status, _u32(acked), False
     if op == OP_TIME_SET:
-        t = verify_time_token(ctx.keys, nonce_l, args)
+        t = _msg().verify_time_token(ctx.keys, nonce_l, args)
         status = ctx.set_time(t)
         return (E_OK if status is None else status), _u32(ctx.now()), False
     if op == OP_DENY_UPDATE:
-        version, entries = verify_deny(ctx.keys, args)
+        version, entries = _msg().verify_deny(ctx.keys, args)
         if version <= ctx.deny_version():
             raise ProtoError(E_STALE)
         status = ctx.set_deny(version, entries)
         return status, _u32(ctx.deny_version()), False
     if op == OP_REKEY:
-        new_epoch, master = open_rekey(ctx.keys, args)
+        new_epoch, master = _msg().open_rekey(ctx.keys, args)
         status = ctx.rekey(new_epoch, master)
         master = None
         if status != E_OK:
@@ -85,7 +91,7 @@ def run_op(ctx, ticket, nonce_l, op, args):
         if keys.epoch != new_epoch:
             raise ValueError("rekey")
         # the session key belongs to the old epoch: the session ends
-        return E_OK, rekey_proof(keys), True
+        return E_OK, _msg().rekey_proof(keys), True
     if op == OP_CONFIG:
         if n != 1 and n != 5:
             raise ProtoError(E_MALFORMED)
@@ -98,7 +104,7 @@ def run_op(ctx, ticket, nonce_l, op, args):
         return status, bytes((key,)) + _u32(value if status == E_OK else 0), False
     if op == OP_FACTORY_RESET:
         _need(ticket, R_ADMIN)
-        verify_factory_reset(ctx.keys, nonce_l, args)
+        _msg().verify_factory_reset(ctx.keys, nonce_l, args)
         status = ctx.factory_reset()
         # on OK the keys are gone: the RESULT is the last message of the session
         return status, b"", status == E_OK
