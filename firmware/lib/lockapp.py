@@ -6,6 +6,7 @@
 # simulator call poll() directly with simulated time.
 import struct
 from lockcodes import EV_BOOT, EV_PROVISIONED, EV_TIME_UNCERTAIN, FW_VERSION, E_OK, E_PROVISIONED
+from lockcodes import EV_REKEYED
 import lockcrypto
 from lockkeys import KeyStore
 from lockjournal import Journal
@@ -70,6 +71,10 @@ class DoorUnit:
                                self.journal, kv, self.ms, random, door_open=self._door_open)
         self.ctx.wipe = self._wipe
         self.restart_due = None   # ms: restart into factory mode after a factory reset
+        if self.keystore.keys is not None and not self.journal.tail_ok:
+            # power died between a re-key and its REKEYED record: that record
+            # comes first, as the first one under the new key (docs/storage.md)
+            self.ctx.log(EV_REKEYED, arg=self.keystore.keys.epoch)
         fw = FW_VERSION
         self.ctx.log(EV_BOOT, arg16=cause, arg=(fw[0] << 16) | (fw[1] << 8) | fw[2])
         if self.clock.time_uncertain():

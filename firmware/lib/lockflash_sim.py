@@ -8,8 +8,12 @@
 # - writeblocks(block, buf) without offset erases the blocks it covers first,
 #   as esp32.Partition does, and needs a whole number of blocks;
 # - cut(after=n, tear=k): the n+1-th program or erase from now on is where
-#   power dies: its first k bytes take effect (k=None: none), it and every
-#   later access raise PowerCut until power_on(). A torn erase leaves the
+#   power dies: its first k bytes take effect (k=None: none) and it raises
+#   PowerCut. Until power_on() the chip is dead: whatever the dying firmware
+#   still does (cleanup code, a littlefs file finalised later by the GC) reads
+#   and writes a scratch copy that power_on() throws away, so it never reaches
+#   the next boot, and littlefs sees a consistent device meanwhile instead of
+#   printing errors from finalisers. A torn erase leaves the
 #   rest of the block as it was (real NOR may leave it half-erased and
 #   unstable; we only ever trust a block through a CRC-checked header).
 # Contents are kept per block and only for blocks holding something (an erased
@@ -68,6 +72,7 @@ class SimFlash:
                     for b in range(blocks):
                         f.write(_FF)
             self._f = open(path, "r+b")
+        self.gen = 0         # boots since power_on() was first called (see Port)
         self.reads = 0
         self.programs = 0    # program operations (writeblocks calls, minus their erases)
         self.erases = 0      # block erases
@@ -76,6 +81,7 @@ class SimFlash:
         self._left = -1      # operations left before the cut; -1: no cut armed
         self._tear = None
         self.dead = False
+        self._saved = None
 
     # ---- power ----
 
@@ -86,6 +92,11 @@ class SimFlash:
         self.dead = False
 
     def power_on(self):
+        # power back: a new boot; the Ports handed to the boot before are dead for good
+        self.gen += 1
+        if self._saved is not None:
+            self.restore(self._saved)  # what the chip held when power died
+            self._saved = None
         self._left = -1
         self._tear = None
         self.dead = False
@@ -113,14 +124,10 @@ class SimFlash:
     # ---- the block-device protocol of esp32.Partition ----
 
     def readblocks(self, block, buf, offset=0):
-        if self.dead:
-            raise PowerCut()
         self._get(self._addr(block, offset, len(buf)), buf)
         self.reads += 1
 
     def writeblocks(self, block, buf, offset=None):
-        if self.dead:
-            raise PowerCut()
         n = len(buf)
         if offset is None:
             if n % self.block_size:
@@ -133,8 +140,6 @@ class SimFlash:
         self._program(a, buf)
 
     def ioctl(self, op, arg):
-        if self.dead:
-            raise PowerCut()
         if op in (IOCTL_INIT, IOCTL_DEINIT, IOCTL_SYNC):
             return 0
         if op == IOCTL_BLOCK_COUNT:
@@ -156,14 +161,18 @@ class SimFlash:
         return a
 
     def _step(self):
-        # -> bytes of this operation to apply (None: all); raises once power is gone
-        if self._left < 0:
+        # -> bytes of this operation to apply (None: all; dead: all, on the scratch copy)
+        if self._left < 0 or self.dead:
             return None
         if self._left == 0:
-            self.dead = True
             return self._tear if self._tear is not None else 0
         self._left -= 1
         return None
+
+    def _die(self):
+        self._saved = self.image()
+        self.dead = True
+        raise PowerCut()
 
     def _get(self, a, buf):
         n = len(buf)
@@ -186,7 +195,9 @@ class SimFlash:
             self._blk[block][:n] = _FF[:n]
         self._sync(a, n)
         if k is not None:
-            raise PowerCut()
+            self._die()
+        if self.dead:
+            return
         self.erases += 1
         if self.wear[block] < 255:
             self.wear[block] += 1
@@ -210,7 +221,9 @@ class SimFlash:
             d[o] &= mv[i]
         self._sync(a, n)
         if k is not None:
-            raise PowerCut()
+            self._die()
+        if self.dead:
+            return
         self.programs += 1
         self.bytes_programmed += n
 
@@ -222,3 +235,33 @@ class SimFlash:
             f.seek(a)
             f.write(buf)
             f.flush()
+
+
+class Port:
+    # One boot's handle on the chip (what SimHal.partition() hands the firmware).
+    # After power_on() starts the next boot it is dead for good: the last boot's
+    # leftovers (a littlefs file finalised by a late GC) can never write into the
+    # next boot's flash. Dead, it allocates nothing (a GC finaliser runs with the
+    # heap locked): reads give 0xFF, writes vanish.
+    def __init__(self, chip):
+        self.chip = chip
+        self.gen = chip.gen
+
+    def readblocks(self, block, buf, offset=0):
+        c = self.chip
+        if c.gen != self.gen:
+            for i in range(len(buf)):
+                buf[i] = 0xFF
+            return
+        c.readblocks(block, buf, offset)
+
+    def writeblocks(self, block, buf, offset=None):
+        c = self.chip
+        if c.gen == self.gen:
+            c.writeblocks(block, buf, offset)
+
+    def ioctl(self, op, arg):
+        c = self.chip
+        if c.gen == self.gen or op == IOCTL_BLOCK_COUNT or op == IOCTL_BLOCK_SIZE:
+            return c.ioctl(op, arg)
+        return 0

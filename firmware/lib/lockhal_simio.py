@@ -178,8 +178,9 @@ class SimHal:
 
     def partition(self, label, blocks):
         # the board's data partition: a NOR flash twin (lockflash_sim) that belongs
-        # to the world, so it outlives reboots; world.flash_path persists it to a file
-        from lockflash_sim import SimFlash
+        # to the world, so it outlives reboots; world.flash_path persists it to a
+        # file. Each call is one boot's Port on that chip.
+        from lockflash_sim import SimFlash, Port
         if not label:
             raise ValueError("partition label")
         w = self.world
@@ -189,7 +190,7 @@ class SimHal:
             w.flash = fl
         elif fl.blocks < blocks:
             raise OSError(28)
-        return fl
+        return Port(fl)
 
     def reset_cause(self):
         return self.world.reset_cause

@@ -8,7 +8,7 @@ from lockcodes import (
     E_OK, E_NOT_FOUND, E_BAD_MAC, EV_OVERFLOW, CHUNK_MAX, RECORD_BODY_LEN,
 )
 from lockcrypto import compare_digest
-from lockrecord import pack_body, seal, chain_genesis
+from lockrecord import pack_body, seal, chain_genesis, chain_next
 
 try:
     from micropython import const
@@ -75,10 +75,17 @@ class Journal:
             first = struct.unpack(">I", state[_STATE_V0:])[0] if len(state) > _STATE_V0 else self.acked + 1
             self.dirty = False
         n = store.count()
+        # does the newest record verify under jm? No: it was written under
+        # another key (a power cut fell between a re-key and its REKEYED record)
+        self.tail_ok = True
         if n:
             last = store.get(n - 1)
             self.head = _seq(last)
             self.chain = last[RECORD_BODY_LEN:]
+            pc = store.get(n - 2)[RECORD_BODY_LEN:] if n > 1 else store.prev_chain()
+            if pc is None:
+                pc = self.base_chain
+            self.tail_ok = compare_digest(chain_next(jm, pc, last[:RECORD_BODY_LEN]), self.chain)
         else:
             self.head = self.acked
             self.chain = self.base_chain

@@ -72,16 +72,17 @@ def cuts(tear):
     fl = F.SimFlash(4)
     fl.writeblocks(0, b"\x00" * 8, 0)
     fl.cut(after=2, tear=tear)
+    dead_read = bytearray(8)
     r = [_try(lambda: fl.writeblocks(0, b"\x01" * 8, 8)),
          _try(lambda: fl.ioctl(6, 1)),
          _try(lambda: fl.writeblocks(0, b"\x02" * 8, 16)),
-         _try(lambda: fl.readblocks(0, bytearray(8))),
+         _try(lambda: fl.readblocks(0, dead_read)),
          _try(lambda: fl.ioctl(6, 0))]
     dead = fl.dead
     fl.power_on()
     buf = bytearray(24)
     fl.readblocks(0, buf)
-    return {"results": r, "dead": dead, "data": bytes(buf), "ops": fl.ops()}
+    return {"results": r, "dead": dead, "data": bytes(buf), "ops": fl.ops(), "dead_read": bytes(dead_read)}
 
 
 def torn_erase(tear):
@@ -228,3 +229,19 @@ def ring_dump(blocks, ops):
     recs = [j.store.get(i) for i in range(j.store.count())]
     return {"first": j.first_seq(), "head": j.head, "prev": j.base_chain, "records": recs,
             "lost": j.lost, "programs": r.fl.programs, "erases": r.fl.erases}
+
+
+def port_after_power_on():
+    # a boot's Port is dead once the next boot powered on: its writes vanish
+    fl = F.SimFlash(2)
+    old = F.Port(fl)
+    old.writeblocks(0, b"\x01", 0)
+    fl.power_on()
+    new = F.Port(fl)
+    old.writeblocks(0, b"\x00" * 4, 4)
+    old.ioctl(6, 0)
+    buf = bytearray(8)
+    old.readblocks(0, buf)
+    dead_read = bytes(buf)
+    new.readblocks(0, buf)
+    return [dead_read, bytes(buf), old.ioctl(4, 0), new.ioctl(5, 0)]
