@@ -11,7 +11,7 @@ from typing import Optional
 from sqlalchemy import (
     BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ROLES = ("admin", "planner", "carer", "integration")
 
@@ -91,8 +91,6 @@ class Lock(Base):
     seen_battery_pct: Mapped[Optional[int]] = mapped_column(Integer)
     seen_battery_mv: Mapped[Optional[int]] = mapped_column(Integer)
     created_at: Mapped[int] = mapped_column(BigInteger)
-
-    home: Mapped[Optional[Home]] = relationship(lazy="joined")
 
 
 class LockKey(Base):

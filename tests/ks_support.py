@@ -234,3 +234,49 @@ class ServerProcess:
 
 __all__ = ["db_url", "key_file", "ks", "KS", "World", "build_world", "ServerProcess", "temp_database",
            "make_settings", "ADMIN_PW", "CARER_PW", "LOCK_MASTER", "LOCK_ID", "pg_unreachable", "FAST_ARGON"]
+
+
+# ---- a lock running the real firmware session under MicroPython (tests/mpy/fwtest.py) ----
+
+class FirmwareLock:
+    """The firmware's LockSession over the in-memory lock context, under the real MicroPython.
+
+    The harness runs whole scenarios, so this replays the steps so far plus the new one on
+    every call (deterministic: fixed nonces, a clock that moves only by ``advance``).
+    """
+
+    def __init__(self, fw, master: bytes, lock_id: bytes, now: int, epoch: int = 1, **cfg):
+        self.fw = fw
+        self.cfg = {"master": master, "lock_id": lock_id, "now": now, "epoch": epoch, "threshold": 10_000,
+                    "nonces": [bytes([i]) * 16 for i in range(1, 60)], **cfg}
+        self.steps: list[dict] = []
+
+    def _run(self, steps):
+        return self.fw.call("fwtest.scenario", self.cfg, steps)
+
+    def connect(self) -> bytes:
+        """A new connection: returns the HELLO."""
+        self.steps += ([{"do": "close"}] if self.steps else []) + [{"do": "hello"}]
+        return self._run(self.steps)["steps"][-1]["hello"]
+
+    def send(self, msg: bytes) -> bytes:
+        self.steps.append({"do": "raw", "msg": msg})
+        return self._run(self.steps)["steps"][-1]["resp"]
+
+    def step(self, **step) -> None:
+        self.steps.append(step)
+
+    def state(self) -> dict:
+        return self._run(self.steps)["state"]
+
+
+def phone_op(lock: FirmwareLock, ticket: dict, op: int, args: bytes = b"", nonce_p: bytes = b"\x5a" * 16):
+    """Connect, AUTH with ``ticket`` (a bundle entry) and ``op``: returns (PhoneSession, raw response)."""
+    from lockproto import PhoneSession
+
+    hello = lock.connect()
+    ps = PhoneSession(bytes.fromhex(ticket["ticket"]), bytes.fromhex(ticket["k_t"]), hello, nonce_p=nonce_p)
+    return ps, lock.send(ps.auth(op, args))
+
+
+__all__ += ["FirmwareLock", "phone_op"]
