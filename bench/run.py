@@ -58,6 +58,40 @@ def min_heap(ok, lo: int = 2, hi: int = 512) -> int:
     return lo
 
 
+def flash_bench(n: int = 1000, sweep_appends: int = 6) -> dict | None:
+    """The journal's stores on the flash twin (bench/fw_flash.py, docs/storage.md):
+    time per journal append over the RAM store's in the same run; erases, programs and
+    bytes per record; a power-cut sweep over a few appends for durability."""
+    res = mpyhost.run(ROOT / "bench" / "fw_flash.py", args=[n, sweep_appends], heapsize="8m", paths=PATHS,
+                      timeout=900)
+    if not res.ok:
+        print(f"bench: fw_flash failed: {res.stderr.strip()}", file=sys.stderr)
+        return None
+    r = json.loads(res.stdout.strip().splitlines()[-1])
+    ram, ring, lfs = r["ram"], r["ring"], r["lfs"]
+    print(f"journal on the flash twin ({n} appends on a fresh 128-block partition)")
+    print(f"  RAM record store (baseline)        {ram['us_per_append']:9.1f} us per append")
+    for name, s in (("raw ring (lockring)", ring), ("littlefs segment files", lfs)):
+        sw = s["sweep"]
+        print(f"  {name:34s} {s['us_per_append']:9.1f} us   = {s['us_per_append'] / ram['us_per_append']:.1f} x RAM;"
+              f" {s['erases_per_record']:.4f} erases, {s['programs_per_record']:.2f} programs,"
+              f" {s['bytes_per_record']:.0f} bytes per record;"
+              f" cut sweep: {sw['points']} points, {sw['durable_lost']} durable records lost,"
+              f" {sw['torn_visible']} torn visible")
+    print(f"  littlefs over ring: {lfs['erases_per_record'] / ring['erases_per_record']:.0f} x the erases,"
+          f" {lfs['us_per_append'] / ring['us_per_append']:.0f} x the time per append")
+    out = {}
+    for name, s in (("ring", ring), ("lfs", lfs)):
+        out[f"journal_{name}_append_over_ram"] = round(s["us_per_append"] / ram["us_per_append"], 2)
+        out[f"journal_{name}_erases_per_record"] = round(s["erases_per_record"], 4)
+        out[f"journal_{name}_programs_per_record"] = round(s["programs_per_record"], 2)
+        out[f"journal_{name}_bytes_per_record"] = round(s["bytes_per_record"], 1)
+        out[f"journal_{name}_cut_points"] = s["sweep"]["points"]
+        out[f"journal_{name}_durable_lost"] = s["sweep"]["durable_lost"]
+    out["journal_ram_append_us"] = round(ram["us_per_append"], 1)
+    return out
+
+
 def main() -> int:
     rounds = []
     for _ in range(5):
@@ -121,6 +155,10 @@ def main() -> int:
     print(f"  boot to first advertisement       {boot_us:9.1f} us   = {boot_ratio:.1f} x HMAC")
     print(f"  smallest heap, boot + provision + AUTH+UNLOCK + motor run (.mpy): {unit_heap} KiB"
           f" = {unit_heap / heap_base:.1f} x baseline")
+    flash = flash_bench()
+    if flash is None:
+        return 1
+    result.update(flash)
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
