@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent
 LIB = ROOT / "firmware" / "lib"
 BOARDS = ROOT / "boards"
 #: modules that never go onto a unit: CPython stand-ins and the simulator's twins
-HOST_ONLY = {"lockcompat", "lockhal_sim", "lockhal_simio", "lockflash_sim"}
+HOST_ONLY = {"lockcompat", "lockhal_sim", "lockhal_simio", "lockflash_sim", "lockunit_sim"}
 #: where MicroPython images are written, per chip (MicroPython's download pages)
 FLASH_OFFSET = {"esp32": "0x1000", "esp32c3": "0x0"}
 DEFAULT_FIRMWARE_DIR = Path(os.environ.get("OPENLOCK_FIRMWARE_DIR", "~/.cache/openlock/firmware")).expanduser()

@@ -198,22 +198,41 @@ def boot(hw, mount="/lock", random=lockcrypto.random_bytes):
     return unit
 
 
-def main(board_dir="/", kv_root="/lock"):
-    # The device entry point (firmware/main.py).
+def main(board_dir=None, kv_root="/lock"):
+    # The device entry point (firmware/main.py). A board with a "sim" part is a
+    # simulated unit on the unix port: the same code on the simulator twin.
+    import sys
     import lockhal
-    import lockhal_esp32
+    if board_dir is None:
+        # the unit's filesystem root: "/" on a unit, the simulated unit's flash
+        # directory (the working directory) on the unix port
+        board_dir = "." if sys.platform in ("linux", "darwin") else "/"
     board = lockhal.load_board("board", board_dir)
+    if "sim" in board:
+        import lockunit_sim
+        return lockunit_sim.main(board, run_unit, kv_root)
+    import lockhal_esp32
     hw = lockhal.wire(board, lockhal_esp32)
-    unit = boot(hw, kv_root)
+    run_unit(hw, kv_root)
+
+
+def run_unit(hw, kv_root="/lock", extra_links=(), ble=True):
+    # boot the unit on its flash and serve it: the serial maintenance link on the
+    # USB console (PROVISION in factory mode, §3.4) and BLE when aioble is there
     import sys
     import lockserial
-    # the USB serial port: framed maintenance link, PROVISION in factory mode (§3.4)
+    unit = boot(hw, kv_root)
     links = [lockserial.SerialLink(lockserial.StdioStream(sys.stdin.buffer, sys.stdout.buffer), unit.session,
                                    provision=unit.provision_request)]
+    links.extend(extra_links)
+    if ble:
+        try:
+            import aioble
+            import lockble
+            links.append(lockble.BleLink(aioble, unit.session, unit.advert))
+        except ImportError:
+            pass  # no BLE stack installed: serial maintenance only
     try:
-        import aioble
-        import lockble
-        links.append(lockble.BleLink(aioble, unit.session, unit.advert))
-    except ImportError:
-        pass  # no BLE stack installed: serial maintenance only
-    serve(unit, links, hw.reset)
+        serve(unit, links, hw.reset)
+    finally:
+        unit.storage.close()
