@@ -24,6 +24,7 @@ def w():
 def test_phone_unlocks_a_booted_unit_over_ble(w, mtu):
     out = w.call("e2eunit.run", str(ROOT / "boards"), int(Right.UNLOCK | Right.LOCK), mtu)
     assert out["advertised"] == [True]
+    assert out["adv_pct"] == 90  # the sim's 6000 mV: 1500 mV a cell, 90 % on the alkaline curve
     assert out["result_mac_ok"] and out["status"] == Err.OK
     assert out["bolt"] == 100 and out["state"] == Bolt.UNLOCKED
 

@@ -7,6 +7,8 @@
 import struct
 from lockcodes import EV_BOOT, EV_PROVISIONED, EV_TIME_UNCERTAIN, FW_VERSION, E_OK, E_PROVISIONED
 from lockcodes import EV_REKEYED
+from lockcodes import (EV_BATTERY, BR_DAILY, BR_FLOOR, EV_DENIED, E_BATTERY_CRITICAL, B_LOCKED, B_LOCKING,
+                       B_UNLOCKED, B_UNLOCKING)
 import lockcrypto
 from lockkeys import KeyStore
 from lockjournal import Journal
@@ -15,6 +17,7 @@ from lockclock import Clock
 from lockguard import Guard
 from lockdeny import DenyList
 from lockmech import Mechanism
+import lockbattery
 import locksession
 
 try:
@@ -29,6 +32,12 @@ _HWM_KEY = b"hwm"
 _GUARD_KEY = b"guard"
 _DENY_KEY = b"deny"
 _JOURNAL_KEY = b"journal"
+_BATT_KEY = b"battday"
+_BATT_IDLE_MS = const(60000)  # idle battery sample period
+_BATT_REST_MS = const(2000)   # cells recover this long after a motor run before an idle sample
+_SIG_DENIED = const(3)        # lockhal SIG_DENIED / SIG_LOW_BATTERY
+_SIG_LOW_BATTERY = const(5)
+_POS_UNLOCKED = const(2)      # lockhal.POS_UNLOCKED
 # reset causes after which the RTC still holds the time (lockhal.RESET_*)
 _RTC_KEPT = (3, 4, 5)  # watchdog, deep-sleep wake, soft reset
 
@@ -67,8 +76,14 @@ class DoorUnit:
         hwm = max(hwm, self.journal.last_time())
         cause = hw.reset_cause()
         self.clock = Clock(hw.clock, hwm, power_lost=cause not in _RTC_KEPT, uncertain=was_uncertain)
+        self.batt = lockbattery.Monitor(hw.board["battery"])
+        self.batt.boot_record = cause not in _RTC_KEPT  # new cells mean a power-on reset
+        self._batt_next = 0
+        self._batt_run = False
+        d = kv.load(_BATT_KEY)
+        self._batt_day = struct.unpack(">I", d)[0] if d and len(d) == 4 else -1
         self.ctx = LockContext(self.lock_id, self.keystore, self.clock, self.guard, self.deny, self.mech,
-                               self.journal, kv, self.ms, random, door_open=self._door_open)
+                               self.journal, kv, self.ms, random, battery=self.batt, door_open=self._door_open)
         self.ctx.wipe = self._wipe
         self.restart_due = None   # ms: restart into factory mode after a factory reset
         if self.keystore.keys is not None and not self.journal.tail_ok:
@@ -125,7 +140,38 @@ class DoorUnit:
 
     def advert(self):
         # (lock id, battery %, flags) for the advertisement
-        return self.lock_id, 255, self.ctx.flags()
+        return self.lock_id, self.batt.pct(), self.ctx.flags()
+
+    def _battery(self):
+        # sample idle every _BATT_IDLE_MS and on every poll of a motor run;
+        # journal level changes and one record per day of lock time
+        hw = self.hw
+        b = self.batt
+        if hw.motor.direction:
+            b.sample(hw.battery.read_mv(), True)
+            self._batt_run = True
+        else:
+            if self._batt_run:
+                self._batt_run = False
+                b.run_end()
+                self._batt_next = self._ms + _BATT_REST_MS
+            if self._ms >= self._batt_next:
+                b.sample(hw.battery.read_mv(), False)
+                self._batt_next = self._ms + _BATT_IDLE_MS
+        ev = b.ev
+        b.ev = []
+        for reason in ev:
+            self.ctx.log(EV_BATTERY, arg16=b.mv(), arg=b.record_arg(reason), final=reason == BR_FLOOR)
+        day = self.clock.now() // 86400
+        if b.mv() and b.journal_ok() and day != self._batt_day and self.provisioned:
+            if self._batt_day >= 0:
+                self.ctx.log(EV_BATTERY, arg16=b.mv(), arg=b.record_arg(BR_DAILY))
+            self._batt_day = day
+            self.kv.save(_BATT_KEY, struct.pack(">I", day))
+        if b.refused:
+            b.refused = 0
+            hw.buzzer.signal(_SIG_DENIED)
+            hw.led.signal(_SIG_LOW_BATTERY)
 
     def poll(self):
         hw = self.hw
@@ -135,17 +181,31 @@ class DoorUnit:
         if self.restart_due is not None and self._ms >= self.restart_due:
             hw.reset()  # after a factory reset: boot again in factory mode (REPL back)
         mech = self.mech
-        mech.update(self._ms, hw.bolt.position(), hw.door.is_closed(), hw.button.take())
+        pos = hw.bolt.position()
+        press = hw.button.take()
+        st = mech.state
+        # the press would unlock (lockmech: it toggles; from JAMMED or UNKNOWN it
+        # unlocks unless the bolt reads unlocked) on a critical battery: refused,
+        # the motor would brown out; egress by the thumb-turn
+        if (press and not self.batt.unlock_ok() and st != B_UNLOCKED and st != B_UNLOCKING
+                and (st == B_LOCKED or st == B_LOCKING or pos != _POS_UNLOCKED)):
+            press = False
+            self.batt.refused += 1
+            self.ctx.log(EV_DENIED, arg16=E_BATTERY_CRITICAL, arg=2)
+        mech.update(self._ms, pos, hw.door.is_closed(), press)
         hw.motor.drive(mech.motor)
         for event, arg16, arg in mech.events():
             self.ctx.log(event, arg16=arg16, arg=arg)
         fb = mech.take_feedback()
         if fb:
             hw.buzzer.signal(fb)
+            if self.batt.flags():
+                hw.led.signal(_SIG_LOW_BATTERY)  # every action warns while the battery is low
+        self._battery()
         hw.buzzer.poll()
         hw.led.poll()
         self.ctx.save_journal_state()
-        if self.clock.hwm_due(self.clock.now()):
+        if self.clock.hwm_due(self.clock.now()) and self.batt.journal_ok():
             self._save_clock()
         hw.wdt.feed()
 

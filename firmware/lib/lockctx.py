@@ -3,12 +3,13 @@
 #   keystore (lockkeys.KeyStore), clock (lockclock.Clock), guard
 #   (lockguard.Guard), deny (lockdeny.DenyList), mech (lockmech.Mechanism),
 #   journal (lockjournal.Journal), kv (persistence, load/save), ticks (ms clock),
-#   random (bytes source), battery (object with pct, mv, flags or None).
+#   random (bytes source), battery (lockbattery.Monitor or None: pct, mv,
+#   flags, unlock_ok, journal_ok; docs/power.md "Low-voltage behaviour").
 import struct
 from lockcodes import (
     E_OK, E_NOT_FOUND, E_STORAGE, E_MALFORMED, OP_UNLOCK,
     EV_DENIED, EV_LOCKOUT, EV_UNLOCK, EV_LOCK, EV_TIME_SET, EV_DENY_UPDATED, EV_REKEYED, EV_CONFIG,
-    E_NOT_YET_VALID, E_REVOKED,
+    E_NOT_YET_VALID, E_REVOKED, E_BATTERY_CRITICAL, B_UNLOCKED, EV_JOURNAL_PAUSED,
     F_TIME_UNCERTAIN, F_JOURNAL_BACKLOG, F_FACTORY, F_DOOR_OPEN, F_LOCKED_OUT, F_DENY_STALE,
     CFG_RELOCK_DELAY, CFG_DOOR_ALARM, CFG_LOCKOUT_THRESHOLD, CFG_LOCKOUT_SECONDS, CFG_POWER_PROFILE,
     FW_VERSION, E_BACKLOG, E_INTERNAL,
@@ -70,10 +71,20 @@ class LockContext:
 
     # ---- journal helper ----
 
-    def log(self, event, arg16=0, user_id=0, ticket_id=0, arg=0):
+    def log(self, event, arg16=0, user_id=0, ticket_id=0, arg=0, final=False):
         keys = self.keystore.keys
         if keys is None:
             return None
+        b = self.battery
+        if b is not None:
+            # below the battery floor no flash write but the final record
+            if not b.journal_ok() and not final:
+                b.dropped += 1
+                return None
+            if b.dropped and b.journal_ok():
+                n = b.dropped
+                b.dropped = 0
+                self.log(EV_JOURNAL_PAUSED, arg=n)
         flags = _RF_UNCERTAIN if self.clock.time_uncertain() else 0
         rec = self.journal.append(keys.jm, self.clock.now(), event, flags, arg16, user_id, ticket_id, arg)
         self.save_journal_state()
@@ -177,6 +188,13 @@ class LockContext:
     # ---- mechanism, config ----
 
     def actuate(self, op, ticket):
+        b = self.battery
+        if op == OP_UNLOCK and b is not None and not b.unlock_ok() and self.mech.state != B_UNLOCKED:
+            # a critical battery keeps its last motor runs for locking: refused, journaled
+            b.refused += 1
+            self.log(EV_DENIED, arg16=E_BATTERY_CRITICAL, user_id=ticket.user_id,
+                     ticket_id=ticket.ticket_id, arg=1)
+            return E_BATTERY_CRITICAL, self.mech.state
         status = self.mech.command(op, self.ticks())
         if status == E_OK:
             self.log(EV_UNLOCK if op == OP_UNLOCK else EV_LOCK, user_id=ticket.user_id,

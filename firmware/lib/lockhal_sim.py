@@ -47,7 +47,7 @@ class SimWorld:
     # world ms 0 (default 10 s before the 2**30 wrap, to catch ticks arithmetic
     # done without ticks_diff); physics defaults come from the board's "sim" part
     def __init__(self, board, battery_mv=None, travel_ms=None, bolt=0, door_closed=True,
-                 ticks_start=None):
+                 ticks_start=None, drain_nv_per_ms=0, motor_drain_nv_per_ms=0, brownout_mv=None):
         sim = board.get("sim", {})
         cal = board["adc"]["calibration"]
         self.board = board
@@ -74,6 +74,13 @@ class SimWorld:
         self.battery_mv = battery_mv or sim.get("battery_mv", 6000)
         self.run_sag_mv = sim.get("run_sag_mv", 300)
         self.stall_sag_mv = sim.get("stall_sag_mv", 700)
+        # a draining battery (docs/power.md): nV lost per ms awake and per ms of
+        # motor run; below brownout_mv (loaded, while the CPU runs) the unit resets
+        self.drain_nv_per_ms = drain_nv_per_ms
+        self.motor_drain_nv_per_ms = motor_drain_nv_per_ms
+        self.brownout_mv = brownout_mv
+        self.brownouts = 0
+        self._drain_nv = 0
         # the unit's real ADC error; the board's calibration undoes it exactly by default
         self.adc_gain = sim.get("adc_gain", cal["gain"])
         self.adc_offset_mv = sim.get("adc_offset_mv", cal["offset_mv"])
@@ -152,6 +159,11 @@ class SimWorld:
         if self.sleeping:
             self.sleep_ms += dt
         d = self.motor()
+        if self.drain_nv_per_ms or self.motor_drain_nv_per_ms:
+            self._drain_nv += dt * (self.motor_drain_nv_per_ms if d else 0)
+            self._drain_nv += 0 if self.sleeping else dt * self.drain_nv_per_ms
+            self.battery_mv = max(0, self.battery_mv - self._drain_nv // 1000000)
+            self._drain_nv %= 1000000
         if d:
             self.motor_ms += dt
             if not self.jam:
@@ -192,6 +204,8 @@ class SimWorld:
                 self._bounce(False)
             if self._wdt and self.ms >= self._fed + self._wdt:
                 self._reset(RESET_WDT)
+            if self.brownout_mv is not None and self.pins and self.loaded_mv() < self.brownout_mv:
+                self.brown_out()
             if self._wake_at is not None and self.ms >= self._wake_at:
                 self._reset(RESET_DEEPSLEEP)
             self._settle()
@@ -252,6 +266,14 @@ class SimWorld:
 
     def power_cut(self):
         # batteries out and back in: power-on reset, the RTC forgets the time
+        self._reset(RESET_POWER_ON)
+        self._rtc = _EPOCH_2000
+        self._rtc_ms = self.ms
+
+    def brown_out(self):
+        # the supply sagged below the brown-out detector: a reset that loses the
+        # RTC like a power cut (reported as a power-on reset); cells stay in
+        self.brownouts += 1
         self._reset(RESET_POWER_ON)
         self._rtc = _EPOCH_2000
         self._rtc_ms = self.ms

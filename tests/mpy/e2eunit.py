@@ -49,7 +49,9 @@ def run(boards, rights, mtu):
         p = aioble.SimPhone(radio, mtu=mtu)
         await asyncio.sleep_ms(100)
         ads = p.scan()
-        out["advertised"] = [a.adv_data == lockadv.advertisement(_LOCK_ID, 255, unit.ctx.flags()) for a in ads]
+        out["advertised"] = [a.adv_data == lockadv.advertisement(_LOCK_ID, unit.batt.pct(), unit.ctx.flags())
+                             for a in ads]
+        out["adv_pct"] = ads[0].adv_data[-2] if ads else None
         conn = await p.connect(ads[0].addr, 2000)
         hello = await _message(conn)
         keys = unit.keystore.keys

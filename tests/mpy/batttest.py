@@ -1,0 +1,114 @@
+# Runs under MicroPython: the battery path (lockhal.Battery -> lockbattery.Monitor)
+# and whole door units on a draining simulated battery, driven from
+# tests/test_battery*.py and the energy model's day run (simulator/energy.py).
+import lockhal
+import lockhal_sim
+import lockbattery
+import apptest
+from binascii import hexlify
+
+
+def chain(boards, name, mv, gain=None, offset=None, calibrated=True, uv=True, n=16):
+    # cells at mv through the board's divider and ADC into a monitor: what it
+    # reports. gain/offset: this unit's ADC error (pin mV = ADC mV x gain +
+    # offset); calibrated: the board file carries the matching calibration
+    board = lockhal.load_board(name, boards)
+    if gain is not None:
+        board["sim"] = dict(board.get("sim", {}), adc_gain=gain, adc_offset_mv=offset)
+        if calibrated:
+            board["adc"]["calibration"] = {"gain": gain, "offset_mv": offset}
+    world = lockhal_sim.SimWorld(board, battery_mv=mv)
+    hw = lockhal.wire(board, lockhal_sim.SimHal(world, adc_uv=uv))
+    mon = lockbattery.Monitor(board["battery"])
+    reads = []
+    for _ in range(n):
+        r = hw.battery.read_mv()
+        reads.append(r)
+        mon.sample(r)
+    return {"reads": reads, "mv": mon.mv(), "pct": mon.pct(), "level": mon.level, "flags": mon.flags()}
+
+
+def percent(chem, cell_mv):
+    return lockbattery.percent(lockbattery.chemistry(chem)[0], cell_mv)
+
+
+def _monitor(chem, cells, brownout, floor, reserve):
+    return lockbattery.Monitor({"chemistry": chem, "cells": cells, "brownout_mv": brownout, "floor_mv": floor,
+                                "reserve_mv": reserve})
+
+
+def thresholds(chem, cells, brownout, floor, reserve):
+    m = _monitor(chem, cells, brownout, floor, reserve)
+    return {"low": m.low_mv, "critical": m.critical_mv, "hyst": m.hyst_mv, "guard": m.guard_mv,
+            "floor": m.floor_mv, "sag": m.sag}
+
+
+def feed(chem, cells, brownout, floor, reserve, steps):
+    # steps: [mv, loaded] samples, or None = end of a motor run. Returns the
+    # level after every step, every event (reason) and the final values
+    m = _monitor(chem, cells, brownout, floor, reserve)
+    levels = []
+    events = []
+    for s in steps:
+        if s is None:
+            m.run_end()
+        else:
+            m.sample(s[0], s[1])
+        levels.append(m.level)
+        events.extend(m.ev)
+        m.ev = []
+    return {"levels": levels, "events": events, "mv": m.mv(), "sag": m.sag, "pct": m.pct(),
+            "flags": m.flags(), "unlock_ok": m.unlock_ok(), "journal_ok": m.journal_ok(),
+            "arg": m.record_arg(0)}
+
+
+class BattBench(apptest.Bench):
+    # apptest's bench with the battery knobs of the simulated world
+    def battery(self, u, mv=None, drain_nv_per_ms=None, motor_drain_nv_per_ms=None, brownout_mv=-1,
+                run_sag_mv=None, stall_sag_mv=None):
+        w = self.units[u]["world"]
+        if mv is not None:
+            w.battery_mv = mv
+        if drain_nv_per_ms is not None:
+            w.drain_nv_per_ms = drain_nv_per_ms
+        if motor_drain_nv_per_ms is not None:
+            w.motor_drain_nv_per_ms = motor_drain_nv_per_ms
+        if brownout_mv != -1:
+            w.brownout_mv = brownout_mv
+        if run_sag_mv is not None:
+            w.run_sag_mv = run_sag_mv
+        if stall_sag_mv is not None:
+            w.stall_sag_mv = stall_sag_mv
+        return self.batt(u)
+
+    def batt(self, u):
+        d = self.units[u]
+        b = d["unit"].batt
+        w = d["world"]
+        return {"mv": b.mv(), "pct": b.pct(), "level": b.level, "flags": b.flags(), "sag": b.sag,
+                "world_mv": w.battery_mv, "brownouts": w.brownouts, "resets": w.resets,
+                "dropped": b.dropped, "advert": list(d["unit"].advert()[1:]),
+                "led": hexlify(d["hw"].led._pat).decode(), "state_block": d["unit"].ctx.state_block().hex()}
+
+    def sample_now(self, u, n=40):
+        # n polls that each take an idle sample (instead of one a minute):
+        # the average settles on the cells' voltage
+        for _ in range(n):
+            self.units[u]["unit"]._batt_next = 0
+            self.units[u]["unit"].poll()
+        return self.batt(u)
+
+    def skip(self, u, ms):
+        # let ms pass in one step (a quiet stretch of the day), then one poll
+        d = self.units[u]
+        cause = d["world"].advance(ms)
+        if cause is not None:
+            self._boot(u)
+        d["unit"].poll()
+
+    def motor_ms(self, u):
+        return self.units[u]["world"].motor_ms
+
+
+def bench(boards):
+    apptest._bench = BattBench(boards)
