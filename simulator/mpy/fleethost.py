@@ -16,7 +16,7 @@ import json
 import asyncio
 import binascii
 import gc
-from time import ticks_ms, ticks_diff
+from time import ticks_ms, ticks_us, ticks_diff
 import lockhal
 import lockble
 import lockserial
@@ -27,6 +27,8 @@ from fleetunit import SimLock
 from lockflash_sim import PowerCut
 
 _SWEEP_MS = 20
+_BUSY_MS = 400            # poll an input change at the unit's own 20 ms pace this long
+_ADV_YIELDS = 8           # let a lock's link get back to advertising before a phone connects
 _SAVE_MS = 30000
 
 
@@ -82,6 +84,8 @@ class Host:
         self.uuid_tx = bluetooth.UUID(lockble.TX_UUID)
         self.adv_ms = 10000
         self.polls = 0
+        self.prof = {}            # op -> [requests, microseconds handling them]
+        self.sweep_us = 0
 
     # ---- the host's virtual clock (ms) ----
 
@@ -177,6 +181,7 @@ class Host:
         # the heartbeat of every lock that is doing something
         last_save = ticks_ms()
         while not self.stopping:
+            t0 = ticks_us()
             now = self.now()
             for name in list(self.active):
                 lk = self.locks[name]
@@ -191,6 +196,7 @@ class Host:
             if ticks_diff(ticks_ms(), last_save) > _SAVE_MS:
                 self.save()
                 last_save = ticks_ms()
+            self.sweep_us += ticks_diff(ticks_us(), t0)
             await asyncio.sleep_ms(_SWEEP_MS)
 
     def save(self):
@@ -209,9 +215,15 @@ class Host:
         fn = getattr(self, "op_" + str(op), None)
         if fn is None:
             raise HostError("unknown op: %s" % op)
+        t = ticks_us()
         r = fn(req)
         if hasattr(r, "send"):  # a coroutine (the phone's radio operations)
             r = await r
+        c = self.prof.get(op)
+        if c is None:
+            c = self.prof[op] = [0, 0]
+        c[0] += 1
+        c[1] += ticks_diff(ticks_us(), t)
         return r
 
     def op_hello(self, req):
@@ -266,14 +278,15 @@ class Host:
         lk = self.lock(req["lock"])
         self.touch(lk)
         lk.world.set_door(not req["open"])
-        lk.busy_until = lk.world.ms + 2000
+        lk.busy_until = lk.world.ms + _BUSY_MS
         return {"door_closed": lk.world.door_closed}
 
     def op_press(self, req):
         lk = self.lock(req["lock"])
         self.touch(lk)
-        lk.world.press(req.get("hold_ms", 150))
-        lk.busy_until = lk.world.ms + 2000
+        hold = int(req.get("hold_ms", 150))
+        lk.world.press(hold)
+        lk.busy_until = lk.world.ms + hold + _BUSY_MS
         return {}
 
     def op_battery(self, req):
@@ -339,7 +352,8 @@ class Host:
     def op_stats(self, req):
         gc.collect()
         return {"locks": len(self.locks), "active": len(self.active), "polls": self.polls,
-                "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc()}
+                "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "sweep_us": self.sweep_us,
+                "requests": self.prof}
 
     def op_shutdown(self, req):
         self.save()
@@ -394,6 +408,13 @@ class Host:
     async def op_phone_connect(self, req):
         p = self._phone(req)
         addr = _unhex(req["addr"])
+        lk = self.by_addr.get(addr)
+        if lk is not None:
+            st = self.stacks[lk.name]
+            for _ in range(_ADV_YIELDS):
+                if st._adv is not None:
+                    break
+                await asyncio.sleep_ms(0)  # a connection that just ended: the link re-advertises
         try:
             c = await p.connect(addr, req.get("timeout_ms", 2000))
         except asyncio.TimeoutError:
@@ -480,7 +501,9 @@ class Host:
             writer.write(b"ERR no such lock or port busy\n")
             await writer.drain()
             return
-        link = lockserial.SerialLink(SockStream(reader, writer), lambda: lk.unit.session())
+        # as on a unit: PROVISION is accepted on the cable (protocol §3.4)
+        link = lockserial.SerialLink(SockStream(reader, writer), lambda: lk.unit.session(),
+                                     provision=lambda nonce, msg: lk.unit.provision_request(nonce, msg))
         self.serial[name] = link
         self.touch(lk)
         try:
