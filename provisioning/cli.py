@@ -6,6 +6,8 @@ Usage (``lockctl --help`` for every option)::
     lockctl --port /dev/pts/7 --issuer bench/issuer.json provision door-17
     lockctl --port /dev/pts/7 --issuer bench/issuer.json unlock --user 1
     lockctl --port /dev/pts/7 --issuer bench/issuer.json journal --user 1
+    lockctl --sim locksim-state:L0001 --issuer locksim-state/issuer.json unlock
+    lockctl --ble 4c4b0000000000aa --issuer bench/issuer.json status
 
 Keys and tickets come from a *key source*: ``--issuer FILE`` is the test bench's local
 issuer (the simulator's, ``simulator.keysource.LocalIssuer``); secrets go from the key
@@ -82,6 +84,21 @@ def _current(c: LockClient):
     if h.state.flags & Flag.FACTORY:
         raise LockError(Err.FACTORY_MODE, 0, "talking to the lock")
     return h
+
+
+def cmd_status(args, c: LockClient) -> int:
+    """Like hello, but read inside an authenticated session: the lock's genuine answer."""
+    from lockproto import StateBlock
+    h = _current(c)
+    s = StateBlock.decode(c.status(_ticket(args, _issuer(args), h.lock_id, Right.UNLOCK, epoch=h.epoch)))
+    print(f"lock      {h.lock_id.hex()} (epoch {h.epoch}, authenticated)")
+    print(f"time      {s.lock_time}")
+    print(f"bolt      {Bolt(s.bolt).name.lower()}")
+    print(f"battery   {'unknown' if s.battery_pct == 255 else str(s.battery_pct) + ' %'} ({s.battery_mv} mV)")
+    print(f"journal   head {s.journal_head}, acknowledged {s.journal_acked}")
+    print(f"deny list version {s.deny_version}")
+    print(f"flags     {_flags(s.flags)}")
+    return 0
 
 
 def cmd_unlock(args, c: LockClient) -> int:
@@ -177,6 +194,7 @@ def cmd_factory_reset(args, c: LockClient) -> int:
 COMMANDS = {
     "hello": (cmd_hello, "show what the lock announces (no key needed)"),
     "provision": (cmd_provision, "put a factory unit into service (serial only)"),
+    "status": (cmd_status, "the lock's state read inside an authenticated session"),
     "unlock": (cmd_unlock, "unlock with a ticket from the key source"),
     "lock": (cmd_lock, "lock with a ticket from the key source"),
     "journal": (cmd_journal, "pull the journal, upload it to the key source and relay the acknowledgement"),
@@ -187,9 +205,34 @@ COMMANDS = {
 }
 
 
+def transport(args):
+    """The transport the options name: the cable, Bluetooth or the simulator's radio."""
+    if args.port:
+        return SerialTransport(args.port, timeout=args.timeout)
+    from .gatt import GattTransport, bleak_link, sim_radio_link
+    if args.sim:
+        state, sep, lock = args.sim.rpartition(":")
+        if not sep or not state or not lock:
+            raise UserError("--sim takes DIR:LOCK, e.g. locksim-state:L0001")
+        return GattTransport(sim_radio_link(state, lock), timeout=args.timeout)
+    if args.ble:
+        try:
+            lock_id = bytes.fromhex(args.ble)
+        except ValueError:
+            lock_id = b""
+        if len(lock_id) != 8:
+            raise UserError("--ble takes the lock id as 16 hex digits")
+        return GattTransport(bleak_link(lock_id=lock_id, timeout=args.timeout), timeout=args.timeout)
+    return GattTransport(bleak_link(address=args.ble_address, timeout=args.timeout), timeout=args.timeout)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Talk to one lock directly.")
-    p.add_argument("--port", required=True, help="serial port of the lock (a simulated unit's /dev/pts/N too)")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--port", help="serial port of the lock (a simulated unit's /dev/pts/N too)")
+    how.add_argument("--ble", metavar="LOCK_ID", help="the lock over Bluetooth, found by the lock id it advertises (hex)")
+    how.add_argument("--ble-address", metavar="ADDR", help="the lock over Bluetooth at this device address")
+    how.add_argument("--sim", metavar="DIR:LOCK", help="a lock of the running fleet simulator in DIR, over its radio")
     p.add_argument("--issuer", help="the test bench's local key source (a JSON state file)")
     p.add_argument("--user", type=int, default=1, help="staff user id the tickets are issued to (default 1)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each answer")
@@ -205,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     client = None
     try:
-        client = LockClient(SerialTransport(args.port, timeout=args.timeout))
+        client = LockClient(transport(args))
         return COMMANDS[args.command][0](args, client)
     except LockError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
