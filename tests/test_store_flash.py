@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import mpyhost
-from lockproto import Event, LockKeys
+from lockproto import Event, LockKeys, ProtocolError
 from lockproto.journal import Record, chain_genesis, verify_chain
 
 pytestmark = pytest.mark.mpy
@@ -113,3 +113,12 @@ def test_a_torn_record_at_a_block_boundary(ring):
     assert out[1] == "PowerCut"
     assert out[2] == [PER_BLOCK + 2, 0, 1, PER_BLOCK + 2, 0]
     assert out[3] == out[2]
+
+
+def test_a_damaged_record_stays_readable_and_the_server_sees_the_damage(ring):
+    dump = ring.call("flashtest.ring_dump", 4, [["a", 8], ["d", 5], ["b"]])
+    assert dump["damaged"] >= 1 and len(dump["records"]) == 8  # the journal is still exported whole
+    recs = [Record.decode(r) for r in dump["records"]]
+    with pytest.raises(ProtocolError) as e:
+        verify_chain({1: KEYS}, dump["prev"], recs, 1)
+    assert e.value.detail == 5  # the chain names the damaged record

@@ -56,6 +56,7 @@ class FlashRecords:
         # guaranteed: one block may be the next to erase (up to nblocks * per_block are kept)
         self.capacity = (self.nblocks - 1) * self.per_block
         self._buf = bytearray(_SLOT)
+        self.damaged = 0  # retained records read back with a bad CRC
         self._scan()
 
     # ---- the record-store interface of lockjournal ----
@@ -135,10 +136,13 @@ class FlashRecords:
         return struct.unpack(">I", h[4:8])[0], bytes(h[8:16])
 
     def _read_slot(self, b, k):
+        # a retained record whose CRC fails (bit rot, never a torn write: those
+        # are found at boot) is still handed out as stored: the server's chain
+        # check shows the damage, and the rest of the journal stays readable
         buf = self._buf
         self.dev.readblocks(b, buf, _HDR + k * _SLOT)
         if buf[32:] != _crc(buf[:32]):
-            raise RingError(5)  # a retained record went bad: EIO, never silently skipped
+            self.damaged += 1
         return bytes(buf[:32])
 
     def _where(self, seq):
@@ -153,12 +157,11 @@ class FlashRecords:
     def _scan(self):
         n = self.nblocks
         first = [0] * n
-        prev = [None] * n
         hb = -1
         for b in range(n):
             h = self._read_header(b)
             if h is not None and h[0] > 0:
-                first[b], prev[b] = h
+                first[b] = h[0]
                 if hb < 0 or h[0] > first[hb]:
                     hb = b
         self._first = [0] * n
@@ -166,7 +169,10 @@ class FlashRecords:
         self._head, self._tail, self._tb = 0, 1, hb
         if hb < 0:
             return
-        # the head block: whole records with good CRCs in sequence, up to a free or torn slot
+        # the head block: its slots up to the first free one; only the last of
+        # them can be torn (written last, power cut): discarded if it is not a
+        # whole record with a good CRC and its sequence. A bad one before it is
+        # bit rot in a record that was durable: kept (see _read_slot).
         buf = self._buf
         f = first[hb]
         k = 0
@@ -174,10 +180,12 @@ class FlashRecords:
             self.dev.readblocks(hb, buf, _HDR + k * _SLOT)
             if buf == _FREE:
                 break
-            if buf[32:] != _crc(buf[:32]) or struct.unpack(">I", buf[:4])[0] != f + k:
-                self._closed = True  # torn: never written over
-                break
             k += 1
+        if k:
+            self.dev.readblocks(hb, buf, _HDR + (k - 1) * _SLOT)
+        if k and (buf[32:] != _crc(buf[:32]) or struct.unpack(">I", buf[:4])[0] != f + k - 1):
+            k -= 1
+            self._closed = True  # torn: never written over
         self._hn = k
         self._head = f + k - 1
         self._first[hb] = f

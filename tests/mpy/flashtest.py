@@ -192,6 +192,12 @@ def _apply(r, op):
             r.t += 1
             r.j.append(r.keys.jm, r.t, 2, user_id=r.t)
         r.boot()
+    elif op[0] == "d":
+        # bit rot: one bit of record op[1]'s user_id drops to 0 (what NOR can do by itself)
+        b, k = r.rec._where(op[1])
+        buf = bytearray(1)
+        r.fl.readblocks(b, buf, 32 + k * 36 + 15)
+        r.fl.writeblocks(b, bytes([buf[0] & 0xFE]), 32 + k * 36 + 15)
     elif op[0] == "t":
         # the next append's record write (not an erase or header) is torn after op[1] bytes
         need = r.rec._hb < 0 or r.rec._hn >= r.rec.per_block or r.rec._closed
@@ -228,7 +234,7 @@ def ring_dump(blocks, ops):
     j = r.j
     recs = [j.store.get(i) for i in range(j.store.count())]
     return {"first": j.first_seq(), "head": j.head, "prev": j.base_chain, "records": recs,
-            "lost": j.lost, "programs": r.fl.programs, "erases": r.fl.erases}
+            "lost": j.lost, "programs": r.fl.programs, "erases": r.fl.erases, "damaged": r.rec.damaged}
 
 
 def port_after_power_on():
