@@ -5,8 +5,9 @@ Method (docs/keyserver.md, "Battery forecast"):
 1. Samples: the authenticated ``BATTERY`` journal records (pack mV at rest), plus
    the unauthenticated HELLO hints phones report (used only when no journal sample
    exists in the window).
-2. Only samples since the last battery change count: a rise of at least
-   ``CHANGE_RISE_MV`` between consecutive samples marks a new pack.
+2. Only samples since the last battery change count: a new pack is where the median
+   of the next three readings is at least ``CHANGE_RISE_MV`` above the median of the
+   previous three (a single reading recovering from a load dip is not a change).
 3. Over the last ``WINDOW_DAYS`` of those, a Theil–Sen fit (the median of all pairwise
    slopes, intercept the median residual): robust to the motor-load dips and cold
    mornings that pull single readings down, unlike least squares.
@@ -88,13 +89,15 @@ def forecast(samples: list[tuple[int, int, int]], cutoff: int) -> Forecast:
         return Forecast(None, None, None, 0, None, cutoff, None, "no battery readings yet")
     start = 0
     for i in range(1, len(pts)):
-        if pts[i][1] - pts[i - 1][1] >= CHANGE_RISE_MV:
-            start = i  # batteries were changed here
+        before = statistics.median(p[1] for p in pts[max(0, i - 3):i])
+        after = statistics.median(p[1] for p in pts[i:i + 3])
+        if after - before >= CHANGE_RISE_MV:
+            start = i  # batteries were changed here (a lasting rise, not one reading after a load dip)
     pts = pts[start:]
     last = pts[-1]
     pts = [p for p in pts if p[0] >= last[0] - WINDOW_DAYS * 86400]
     base = Forecast(last[1], last[2], last[0], len(pts), None, cutoff, None, "")
-    if last[1] <= cutoff:
+    if statistics.median(p[1] for p in pts[-3:]) <= cutoff:
         base.predicted_at, base.reason = last[0], "at or below the critical voltage now"
         return base
     if len(pts) < MIN_SAMPLES or pts[-1][0] - pts[0][0] < MIN_SPAN_DAYS * 86400:
