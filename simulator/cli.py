@@ -1,6 +1,6 @@
 """``locksim``: start a simulated lock fleet, drive it, play scenarios.
 
-    locksim start --state DIR --locks 20 [--procs 2] [--pty] [--factory]
+    locksim start --state DIR --locks 20 [--procs 2] [--pty] [--factory] [--storage files]
     locksim status [LOCK] --state DIR [--json]
     locksim door LOCK open|close          locksim press LOCK
     locksim battery LOCK [--mv MV] [--drain MV_PER_H]
@@ -73,7 +73,7 @@ def grid(n: int, start: int, spacing: float = 80.0) -> list[LockSpec]:
 
 
 async def cmd_start(a) -> int:
-    fleet = Fleet(a.state, procs=a.procs, seed=a.seed)
+    fleet = Fleet(a.state, procs=a.procs, seed=a.seed, storage=a.storage)
     fleet.start()
     ports = []
     try:
@@ -284,6 +284,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--pty", action="store_true", help="a pty serial port per lock")
     s.add_argument("--factory", action="store_true", help="leave new locks unprovisioned")
     s.add_argument("--seed", type=int, default=None, help="seed of the radio's randomness")
+    s.add_argument("--storage", choices=["flash", "files"], default=None,
+                   help="units on the flash twin (default) or on light files (big fleets)")
     s.set_defaults(fn=cmd_start)
 
     s = sub.add_parser("status")

@@ -35,6 +35,17 @@ HOST_SCRIPT = MPY_DIR / "fleethost.py"
 DEFAULT_HEAP = "512m"
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: end this host when the process that started it dies
+    (Linux PR_SET_PDEATHSIG), so a crashed desktop leaves no orphan hosts behind."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))
+    except (OSError, AttributeError):
+        pass
+
+
 class FleetError(RuntimeError):
     """A user-facing fleet problem (no such lock, no fleet running, a host refused)."""
 
@@ -170,7 +181,7 @@ class Fleet:
             args += [str(self.seed + i) if self.seed is not None else "-", self.state.storage]
             log = open(self.dir / f"host{i}.log", "a")
             p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-                                 env=host_env(), text=True)
+                                 env=host_env(), text=True, preexec_fn=_die_with_parent)
             log.close()
             self.procs.append(p)
             hosts.append({"port": port, "pid": p.pid})

@@ -525,6 +525,7 @@ class Runner:
             print(file=sys.stderr)
 
     async def report(self, wall_s: float) -> Report:
+        hosts = await self.fleet.all("stats")
         status = await self.fleet.status()
         planned = [v for v in self.visits if v["kind"] != "unscheduled"]
         done = [v for v in planned if v["result"] == "ok"]
@@ -556,6 +557,7 @@ class Runner:
             "visit_log": [{k: v[k] for k in ("lock", "carer", "t", "kind", "result") if k in v}
                           | ({"lock_result": v["lock_result"]} if "lock_result" in v else {}) for v in self.visits],
             "lock_status": status,
+            "hosts": hosts,
         }
         return Report(data)
 

@@ -27,6 +27,7 @@ from fleetunit import SimLock
 from lockflash_sim import PowerCut
 
 _SWEEP_MS = 20
+_GC_THRESHOLD = 8 * 1024 * 1024
 _BUSY_MS = 400            # poll an input change at the unit's own 20 ms pace this long
 _ADV_YIELDS = 8           # let a lock's link get back to advertising before a phone connects
 _SAVE_MS = 30000
@@ -191,7 +192,11 @@ class Host:
                     self._power_cut(lk)
                     continue
                 self.polls += 1
-                if lk.quiescent() and not self.stacks[name].connections and name not in self.serial:
+                if self.stacks[name].connections or name in self.serial:
+                    continue
+                if self.speed == 0 or lk.quiescent():
+                    # nothing observes it until it is touched again, and every touch
+                    # catches it up first: with the clock standing still, or idle, it rests
                     self.active.discard(name)
             if ticks_diff(ticks_ms(), last_save) > _SAVE_MS:
                 self.save()
@@ -517,6 +522,8 @@ class Host:
 
 
 async def _main(root, port, boards, seed, storage):
+    # collect early: RSS then follows the live fleet, not the heap's high-water mark
+    gc.threshold(_GC_THRESHOLD)
     host = Host(root, boards, seed, storage)
     server = await asyncio.start_server(host.client, "127.0.0.1", port)
     sys.stdout.write("READY %d\n" % port)

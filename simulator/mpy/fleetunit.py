@@ -13,8 +13,9 @@
 #
 # Time: the lock's SimWorld runs on simulated milliseconds. The host owns a
 # virtual clock; sync(target_ms) catches the world up with the unit's own
-# poll() heartbeat: 20 ms steps while the motor runs, 250 ms steps while the
-# mechanism has timers pending (unlocked, door open, jammed), and one jump for
+# poll() heartbeat: 20 ms steps while the motor runs or an input just changed,
+# 250 ms steps while the mechanism has timers pending (unlocked, door open,
+# jammed), and one jump for
 # a locked, closed, idle unit (its idle polls would change nothing). The
 # hardware watchdog is not started: the host's scheduler is the unit's loop.
 import os
@@ -26,9 +27,10 @@ from lockkv import FileKV
 from lockcodes import B_LOCKED, RECORD_LEN
 from lockflash_sim import PowerCut
 
-_STEP_MOTOR_MS = 20
+_STEP_MS = 20             # the unit's own poll period (lockapp _POLL_MS)
 _STEP_TIMER_MS = 250
-_BUSY_MS = 2000           # after a button press or a door change: step, do not jump
+_BUSY_MS = 400            # after boot, a button press or a door change: poll every 20 ms
+                          # (a press is seen only while the contact is held, debounced)
 _RESET_SOFT = 5           # lockhal.RESET_SOFT: the RTC kept its time
 _TAG_APPEND = 0x41
 _TAG_DROP = 0x44
@@ -88,7 +90,7 @@ class GatedKV(FileKV):
 class FileRecords:
     # The journal record store (lockjournal's interface: capacity, count(),
     # full(), append(rec, prev_chain), oldest(), drop_oldest(), get(i),
-    # prev_chain()) as an append-only log file: b"A" + record appends, b"D"
+    # prev_chain(), clear()) as an append-only log file: b"A" + record appends, b"D"
     # drops the oldest, b"P" + chain sets the chain before the oldest (written
     # when a record goes into an empty store). Reloading replays the log;
     # a torn tail (a cut mid-append) is ignored. Compacted by write-then-rename.
@@ -177,6 +179,14 @@ class FileRecords:
 
     def get(self, i):
         return self._recs[i]
+
+    def clear(self):
+        # provisioning, factory reset: no record of an earlier life survives
+        if not self.gate.check():
+            raise PowerCut()
+        self._recs = []
+        self._prev = None
+        self._compact()
 
 
 def build_unit(hw, kv=None, records=None, mount=None):
@@ -350,8 +360,8 @@ class SimLock:
                 raise PowerCut()
             if self.quiescent():
                 step = left
-            elif w.motor() or self.unit.mech.motor:
-                step = min(left, _STEP_MOTOR_MS)
+            elif w.motor() or self.unit.mech.motor or w.ms < self.busy_until:
+                step = min(left, _STEP_MS)
             else:
                 step = min(left, _STEP_TIMER_MS)
             w.advance(step)
