@@ -1,0 +1,142 @@
+"""The energy model and battery-life predictor (simulator/energy.py) on hand-computable cases,
+and on a real simulated day (the firmware under MicroPython)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from simulator import energy
+from simulator.energy import DayStats
+
+ROOT = Path(__file__).resolve().parent.parent
+SIM = json.loads((ROOT / "boards" / "sim.json").read_text())
+PCB_SLEEP = 0.010 + 0.0016 + 0.002 + 0.0025  # ESP32 deep sleep + LDO + divider + DRV8833 (mA)
+
+
+def quiet(**kw) -> DayStats:
+    base = dict(seconds=86400, motions=0, motor_ms=0, episodes=[], sessions=0, sag_mv=None)
+    base.update(kw)
+    return DayStats(**base)
+
+
+def test_capacity_follows_the_datasheet_points():
+    assert energy.capacity_mah("alkaline-4aa", 10) == 3000      # below the first point
+    assert energy.capacity_mah("alkaline-4aa", 25) == 3000
+    assert energy.capacity_mah("alkaline-4aa", 100) == pytest.approx(2600)
+    assert energy.capacity_mah("alkaline-4aa", 50) == pytest.approx(2800)  # halfway on a log scale
+    assert energy.capacity_mah("alkaline-4aa", 5000) == 1000
+    assert energy.capacity_mah("lithium-4aa", 1) == 3500
+
+
+def test_always_listening_is_the_ble_current_all_day():
+    mas = energy.profile_mas("esp32", "module", "always_listening", SIM, quiet())
+    assert mas / 3600 == pytest.approx(110 * 24)  # 2640 mAh a day
+
+
+def test_a_quiet_day_in_deep_sleep_is_the_sleep_floor():
+    mas = energy.profile_mas("esp32", "module", "deep_sleep", SIM, quiet())
+    assert mas / 3600 == pytest.approx(PCB_SLEEP * 24)
+    dev = energy.profile_mas("esp32", "devkit", "deep_sleep", SIM, quiet())
+    assert dev / 3600 == pytest.approx(3.8 * 24)  # the dev board's own measured floor
+
+
+def test_one_opening_in_deep_sleep_by_hand():
+    """One phone wake of 10 s to the relock, two motions of 1.3 s each."""
+    st = quiet(motions=2, motor_ms=2600, episodes=[(1000, 1010)], sessions=1)
+    # boot 1 s x 43 + advertise 1 s x 110 + session 0.5 s x 120 + (10 s + 2 s tail) x 110
+    # + motor: 2 x 0.1 s at 900 (the settle) + 2.4 s at 250; asleep the other 86385.5 s
+    want = 43 + 110 + 60 + 1320 + 180 + 600 + (86400 - 14.5) * PCB_SLEEP
+    assert energy.profile_mas("esp32", "module", "deep_sleep", SIM, st) == pytest.approx(want)
+
+
+def test_motor_charge_by_hand():
+    st = quiet(motions=4, motor_ms=5200)
+    assert energy.motor_mas(SIM, st) == pytest.approx(0.4 * 900 + 4.8 * 250)
+
+
+def test_usable_fraction_uses_the_firmware_thresholds():
+    # sag 700: CRITICAL from 4200 + 700 = 4900 mV idle, 1225 mV a cell: 40 % left unused
+    frac, crit = energy.usable_fraction(SIM, 700)
+    assert crit == 4900 and frac == pytest.approx(0.60)
+    # no sag: the chemistry's own CRITICAL (4 x 1075 mV): 9 % left
+    frac, crit = energy.usable_fraction(SIM, 0)
+    assert crit == 4300 and frac == pytest.approx(0.91)
+
+
+def test_prediction_divides_usable_capacity_by_the_daily_charge():
+    day = {"records": [], "motor_ms": 0, "seconds": 86400}
+    p = energy.predict(day, "esp32-devkitc", "module", "deep_sleep")
+    per_day = PCB_SLEEP * 24
+    frac, _ = energy.usable_fraction(json.loads((ROOT / "boards" / "esp32-devkitc.json").read_text()))
+    assert p.mah_per_day == pytest.approx(per_day)
+    assert p.days == pytest.approx(3000 * frac / per_day)
+
+
+def test_every_figure_is_cited_in_docs():
+    text = (ROOT / "docs" / "power.md").read_text()
+    for key in energy.SOURCES:
+        assert f"[{key}]" in text, key
+    for group in energy.FIGURES.values():
+        for f in group.values():
+            assert f.source in energy.SOURCES
+    with pytest.raises(ValueError):
+        energy.Figure(1.0, "hearsay")
+
+
+@pytest.fixture(scope="module")
+def day():
+    return energy.simulate_day(openings=10)
+
+
+@pytest.mark.mpy
+def test_a_simulated_day_journal(day):
+    st = energy.day_stats(day)
+    assert day["resets"] == 0 and day["openings"] == 10
+    assert st.motions == 20 and len(st.episodes) == 10 and st.sessions == 5
+    # each motion: 1200 ms travel + the settle, polled in 20 ms steps
+    assert 20 * 1250 <= st.motor_ms <= 20 * 1400
+    assert all(5 <= b - a <= 30 for a, b in st.episodes)  # unlock -> door -> relock 5 s after closing
+    assert st.sag_mv is not None and 600 <= st.sag_mv <= 720  # the unit measured its own sag
+
+
+@pytest.mark.mpy
+def test_more_openings_shorten_life(day):
+    busy = energy.simulate_day(openings=20)
+    a = energy.predict(day, "esp32-c3-devkitm", "module", "deep_sleep")
+    b = energy.predict(busy, "esp32-c3-devkitm", "module", "deep_sleep")
+    assert b.days < a.days
+    st_a, st_b = energy.day_stats(day), energy.day_stats(busy)
+    assert st_b.motions == 2 * st_a.motions
+
+
+@pytest.mark.mpy
+def test_cli_prints_every_board_and_profile(day, tmp_path, capsys):
+    f = tmp_path / "day.json"
+    f.write_text(json.dumps(day))
+    assert energy.main([str(f)]) == 0
+    out = capsys.readouterr().out
+    for b in ("esp32-devkitc", "esp32-c3-devkitm"):
+        for p in energy.PROFILES:
+            assert any(b in line and p in line for line in out.splitlines())
+    assert energy.main([str(f), "--json"]) == 0
+    preds = json.loads(capsys.readouterr().out)
+    assert len(preds) == 2 * len(energy.VARIANTS) * len(energy.PROFILES)
+    assert all(p["days"] > 0 and math.isfinite(p["days"]) for p in preds)
+
+
+def test_cli_errors_are_one_line_and_exit_1(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert energy.main([str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("locksim-battery-life: ") and err.count("\n") == 1
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"records": [], "motor_ms": 0}))
+    assert energy.main([str(good), "--board", "nosuch"]) == 1
+    assert "no board file" in capsys.readouterr().err
+    assert energy.main([str(tmp_path / "missing.json")]) == 1
+    assert energy.main(["--openings", "0"]) == 1
