@@ -122,3 +122,17 @@ def test_a_damaged_record_stays_readable_and_the_server_sees_the_damage(ring):
     with pytest.raises(ProtocolError) as e:
         verify_chain({1: KEYS}, dump["prev"], recs, 1)
     assert e.value.detail == 5  # the chain names the damaged record
+
+
+def test_clearing_the_ring_leaves_no_record_of_an_earlier_life(ring):
+    # provisioning after a factory reset: the old records (another key, maybe another home)
+    # are erased on the flash, not only forgotten in RAM, and the new journal starts at 1
+    dump = ring.call("flashtest.ring_dump", 4, [["a", 150], ["k", 150], ["c"], ["b"]])
+    assert dump["records"] == [] and dump["head"] == 0 and dump["first"] == 1 and dump["used_blocks"] == 0
+    out = ring.call("flashtest.ring_run", 4, [["a", 150], ["c"], ["a", 3], ["b"]])
+    assert out[2] == out[3] == [3, 0, 1, 3, 0]
+    new = LockKeys.from_master(bytes(range(1, 33)), LOCK, 1)
+    dump = ring.call("flashtest.ring_dump", 4, [["a", 150], ["c"], ["a", 3], ["b"]])
+    recs = [Record.decode(r) for r in dump["records"]]
+    assert [r.seq for r in recs] == [1, 2, 3] and dump["prev"] == chain_genesis(new.jm, LOCK)
+    verify_chain({1: new}, dump["prev"], recs, 1)

@@ -130,6 +130,7 @@ class DoorUnit:
         self.keystore.lock_id = lock_id
         self.keystore.provision(epoch, master)
         self.ctx.lock_id = lock_id
+        self.journal.store.clear()  # no record of an earlier life goes on under the new key
         self.journal.__init__(self.journal.store, lock_id, self.keystore.keys.jm)
         self.clock.set_time(now)
         self.ctx.log(EV_PROVISIONED)

@@ -1,7 +1,7 @@
 # The event journal's logic (docs/protocol.md §6): sequence numbers, the chain
 # MAC, acknowledgement and overflow, over a record store with the interface
 # capacity, count(), full(), append(rec, prev_chain), oldest(), drop_oldest(),
-# get(i) and prev_chain(): RamRecords here, lockring.FlashRecords on flash
+# get(i), prev_chain() and clear(): RamRecords here, lockring.FlashRecords on flash
 # (power-loss safe, docs/storage.md).
 import struct
 from lockcodes import (
@@ -43,6 +43,9 @@ class RamRecords:
     def prev_chain(self):
         return None  # RAM does not outlive a reboot: the journal's own value holds
 
+    def clear(self):
+        self._recs = []
+
     def oldest(self):
         return self._recs[0] if self._recs else None
 
@@ -54,7 +57,7 @@ class RamRecords:
 
 
 _STATE = ">III8sI"  # acked, lost, reported, base_chain, first retained sequence
-_STATE_V0 = const(20)  # the same without the first sequence
+_STATE_LEN = const(24)
 
 
 class Journal:
@@ -70,9 +73,8 @@ class Journal:
         first = 1
         # a new journal must persist its genesis: after a re-key jm is another key
         self.dirty = True
-        if state is not None and len(state) in (_STATE_V0, struct.calcsize(_STATE)):
-            self.acked, self.lost, self._reported, self.base_chain = struct.unpack(_STATE[:6], state[:_STATE_V0])
-            first = struct.unpack(">I", state[_STATE_V0:])[0] if len(state) > _STATE_V0 else self.acked + 1
+        if state is not None and len(state) == _STATE_LEN:
+            self.acked, self.lost, self._reported, self.base_chain, first = struct.unpack(_STATE, state)
             self.dirty = False
         n = store.count()
         # does the newest record verify under jm? No: it was written under

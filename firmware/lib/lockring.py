@@ -30,6 +30,7 @@ _SLOT = const(36)
 _REC = const(32)
 _BLOCK = const(4096)
 _FREE = b"\xff" * _SLOT
+_FREE256 = b"\xff" * 256
 
 
 def _crc(b):
@@ -124,6 +125,18 @@ class FlashRecords:
         self.dev.writeblocks(self._hb, bytes(rec) + _crc(rec), _HDR + self._hn * _SLOT)
         self._hn += 1
         self._head = seq
+
+    def clear(self):
+        # erase every block holding anything (provisioning, factory reset): no
+        # record of an earlier life survives, and the ring starts over
+        buf = bytearray(256)
+        for b in range(self.nblocks):
+            for off in range(0, self.block_size, 256):
+                self.dev.readblocks(b, buf, off)
+                if buf != _FREE256:
+                    self.dev.ioctl(6, b)
+                    break
+        self._scan()
 
     # ---- internals ----
 

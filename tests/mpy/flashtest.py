@@ -192,6 +192,13 @@ def _apply(r, op):
             r.t += 1
             r.j.append(r.keys.jm, r.t, 2, user_id=r.t)
         r.boot()
+    elif op[0] == "c":
+        # provisioning: the ring is cleared, a journal starts over under a new key
+        r.rec.clear()
+        r.keys = lockcrypto.LockKeys(bytes(range(1, 33)), _LOCK, 1)
+        r.state = None
+        r.j = lockjournal.Journal(r.rec, _LOCK, r.keys.jm)
+        r.save()
     elif op[0] == "d":
         # bit rot: one bit of record op[1]'s user_id drops to 0 (what NOR can do by itself)
         b, k = r.rec._where(op[1])
@@ -234,7 +241,8 @@ def ring_dump(blocks, ops):
     j = r.j
     recs = [j.store.get(i) for i in range(j.store.count())]
     return {"first": j.first_seq(), "head": j.head, "prev": j.base_chain, "records": recs,
-            "lost": j.lost, "programs": r.fl.programs, "erases": r.fl.erases, "damaged": r.rec.damaged}
+            "lost": j.lost, "programs": r.fl.programs, "erases": r.fl.erases, "damaged": r.rec.damaged,
+            "used_blocks": r.fl.used_blocks()}
 
 
 def port_after_power_on():
