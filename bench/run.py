@@ -58,6 +58,26 @@ def min_heap(ok, lo: int = 2, hi: int = 512) -> int:
     return lo
 
 
+def battery_bench(n: int = 2000) -> dict | None:
+    """Battery telemetry (bench/fw_battery.py, docs/power.md): one idle sample (ADC read + monitor)
+    over one bare ADC read; a poll that takes a sample over an idle poll; allocation per sample;
+    the monitor's resident heap."""
+    res = mpyhost.run(ROOT / "bench" / "fw_battery.py", args=[str(ROOT / "boards"), n], heapsize="2m", paths=PATHS)
+    if not res.ok:
+        print(f"bench: fw_battery failed: {res.stderr.strip()}", file=sys.stderr)
+        return None
+    r = json.loads(res.stdout.strip().splitlines()[-1])
+    print("battery telemetry (one simulated unit)")
+    print(f"  bare ADC read through the divider  {r['read_us']:9.1f} us (baseline)")
+    print(f"  idle sample: read + monitor        {r['sample_us']:9.1f} us   = {r['sample_us'] / r['read_us']:.2f} x read")
+    print(f"  idle poll() (baseline)             {r['poll_us']:9.1f} us")
+    print(f"  poll() taking a sample             {r['poll_sample_us']:9.1f} us   = "
+          f"{r['poll_sample_us'] / r['poll_us']:.2f} x idle poll (one in 3000 polls: once a minute)")
+    print(f"  allocated per sample               {r['alloc_per_sample']:9.0f} bytes")
+    print(f"  monitor module + instance          {r['heap_bytes']:9d} bytes of heap")
+    return {"battery": r}
+
+
 def flash_bench(n: int = 1000, sweep_appends: int = 6) -> dict | None:
     """The journal's stores on the flash twin (bench/fw_flash.py, docs/storage.md):
     time per journal append over the RAM store's in the same run; erases, programs and
@@ -159,6 +179,10 @@ def main() -> int:
     if flash is None:
         return 1
     result.update(flash)
+    battery = battery_bench()
+    if battery is None:
+        return 1
+    result.update(battery)
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
