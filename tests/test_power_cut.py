@@ -2,12 +2,15 @@
 
 A whole door unit on the sim board's flash twin; for every program/erase index of a
 journal append (across a block boundary), an acknowledgement, a re-key, a deny-list
-update and an append that overwrites the oldest block, and for each tear (none, the
+update, an append that overwrites the oldest block and the provisioning of a blank
+unit and of one reset after an earlier life, and for each tear (none, the
 first byte, word, half a slot, the record but not its CRC, all but the CRC's last byte,
 the whole write), power is cut there, the unit
 reboots and the invariants are checked: every record reported durable is present and
 verifies in the chain; the key slot holds the old or the new key; the deny list is the
-old or the new version; an operation that returned is never undone.
+old or the new version; an operation that returned is never undone; a unit being
+provisioned is either still in factory mode or provisioned whole (identity, key, a
+journal from chain_0).
 """
 
 from __future__ import annotations
@@ -46,10 +49,10 @@ def _sweep(name, blocks):
 
 
 @pytest.mark.parametrize("name,blocks", [("append", None), ("ack", None), ("rekey", None), ("deny", None),
-                                         ("overflow", 16 + 3)])
+                                         ("overflow", 16 + 3), ("provision", None), ("reprovision", None)])
 def test_every_cut_point_keeps_the_invariants(name, blocks):
     r = _sweep(name, blocks)
-    assert r["writes"] >= {"append": 5, "overflow": 3}.get(name, 2)  # the op really writes that much
+    assert r["writes"] >= {"append": 5, "overflow": 3, "provision": 6, "reprovision": 6}.get(name, 2)  # it really writes that much
     assert r["points"] == r["writes"] * len(TEARS) + 1
     assert r["completed"] >= 1  # the uncut run completes
     assert r["nerrors"] == 0, r["errors"]

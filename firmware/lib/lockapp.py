@@ -125,12 +125,13 @@ class DoorUnit:
         # factory mode only (the serial provisioning path calls this)
         if self.provisioned:
             return E_PROVISIONED
+        # first: no record of an earlier life may go on under the new key
+        self.journal.store.clear()
         self.kv.save(_ID_KEY, lock_id)
         self.lock_id = lock_id
         self.keystore.lock_id = lock_id
         self.keystore.provision(epoch, master)
         self.ctx.lock_id = lock_id
-        self.journal.store.clear()  # no record of an earlier life goes on under the new key
         self.journal.__init__(self.journal.store, lock_id, self.keystore.keys.jm)
         self.clock.set_time(now)
         self.ctx.log(EV_PROVISIONED)

@@ -25,7 +25,7 @@ _DENY = {3: [(DK_TICKET, 11, _NOW + 10 ** 7)],
 
 
 class _Rig:
-    def __init__(self, boards, blocks=None):
+    def __init__(self, boards, blocks=None, provision=True):
         b = lockhal.load_board("sim", boards)
         if blocks:
             b["storage"]["blocks"] = blocks
@@ -33,8 +33,13 @@ class _Rig:
         self.world = lockhal_sim.SimWorld(b)
         self.unit = None
         self.boot()
-        self.unit.provision(_LOCK, 1, _M[1], _NOW)
+        if provision:
+            self.unit.provision(_LOCK, 1, _M[1], _NOW)
         self.keys = {1: lockcrypto.LockKeys(_M[1], _LOCK, 1), 2: lockcrypto.LockKeys(_M[2], _LOCK, 2)}
+
+    def provision_old(self):
+        # the earlier life of a "reprovision" unit: another lock id and key
+        self.unit.provision(b"OLD\x00\x00\x00\x00\x01", 7, _M[2], _NOW - 10 ** 6)
 
     def boot(self, image=None):
         # a (re)boot; image: the flash contents to boot from (a snapshot)
@@ -100,7 +105,24 @@ def _op_overflow(rig, done):
     done.append(("rec", rig.unit.ctx.log(EV_DOOR_OPEN, arg=9)))
 
 
+def _op_provision(rig, done):
+    if rig.unit.provision(_LOCK, 1, _M[1], _NOW) == E_OK:
+        done.append(("provisioned", 1))
+
+
 def _setup(rig, name):
+    if name == "provision":
+        return  # a blank unit in factory mode
+    if name == "reprovision":
+        # a unit that lived under another key (another home), acknowledged and reset
+        import lockprov
+        u = rig.unit
+        for i in range(30):
+            u.ctx.log(EV_DOOR_OPEN, arg=i)
+        j = u.journal
+        u.ctx.journal_ack(j.head, j.store.get(j.store.count() - 1)[24:])
+        assert lockprov.wipe(u) == E_OK
+        return
     ctx = rig.unit.ctx
     for i in range(5):
         ctx.log(EV_DOOR_OPEN, arg=i)
@@ -124,7 +146,7 @@ def _position(rig, name, boot_recs):
 
 
 _OPS = {"append": _op_append, "ack": _op_ack, "rekey": _op_rekey, "deny": _op_deny,
-        "overflow": _op_overflow}
+        "overflow": _op_overflow, "provision": _op_provision, "reprovision": _op_provision}
 
 
 def _verify_chain(rig, st):
@@ -141,7 +163,30 @@ def _verify_chain(rig, st):
     return None
 
 
+def _check_provision(rig, after, done):
+    # factory mode still, or provisioned whole: identity, key, a journal from chain_0
+    errs = []
+    if after["epoch"] == 0:
+        if ("provisioned", 1) in done:
+            errs.append("provision returned OK but the unit is in factory mode")
+        if after["records"]:
+            errs.append("a factory unit holds records")
+        return errs
+    if after["epoch"] != 1 or after["tk"] != rig.keys[1].tk or rig.unit.lock_id != _LOCK:
+        errs.append("provisioned with a wrong key or identity")
+    recs = after["records"]
+    if recs and (int.from_bytes(recs[0][:4], "big") != 1
+                 or after["prev"] != lockrecord.chain_genesis(rig.keys[1].jm, _LOCK)):
+        errs.append("the journal does not start at 1 from chain_0")
+    bad = _verify_chain(rig, after)
+    if bad is not None:
+        errs.append("chain breaks at %d" % bad)
+    return errs
+
+
 def _check(rig, before, after, done, completed):
+    if rig.op is _op_provision:
+        return _check_provision(rig, after, done)
     errs = []
     have = {}
     for r in after["records"]:
@@ -187,7 +232,10 @@ def _check(rig, before, after, done, completed):
 def sweep(boards, name, tears, blocks=None):
     # -> {"writes": program/erase operations the operation makes, "points": cuts tested,
     #     "completed": trials where the op returned, "errors": [...]}
-    rig = _Rig(boards, blocks)
+    rig = _Rig(boards, blocks, name not in ("provision", "reprovision"))
+    if name == "reprovision":
+        rig.provision_old()
+    rig.op = _OPS[name]
     try:
         return _sweep(rig, name, tears)
     finally:
