@@ -18,12 +18,15 @@ on stderr and exit 1; a lock's refusal is shown in words with its protocol code.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
-from lockproto import Bolt, Err, Flag, Op, Right, factory_reset_statement
+from lockproto import Bolt, Err, Flag, Op, Right, StateBlock
 
-from .client import LockClient, LockError, Ticket
+from .client import LockClient, LockError
+from .keysource import KeyServerSource, KeySource, LocalSource, SourceError
 from .transport import SerialTransport, TransportError
 
 PROG = "lockctl"
@@ -38,44 +41,38 @@ def _flags(f: int) -> str:
     return ",".join(names) or "-"
 
 
-def _issuer(args):
-    if not args.issuer:
-        raise UserError("this command needs a key source: --issuer FILE")
-    from simulator.keysource import LocalIssuer
-    return LocalIssuer(args.issuer)
+def _read_token(path: str | None, env: str) -> str | None:
+    if path:
+        try:
+            return Path(path).read_text().strip() or None
+        except OSError as e:
+            raise UserError(f"cannot read {path}: {e.strerror}") from None
+    return os.environ.get(env) or None
 
 
-def _ticket(args, issuer, lock_id: bytes, rights: int, hours: float = 1.0, epoch: int | None = None) -> Ticket:
-    now = int(time.time())
-    try:
-        g = issuer.grant(lock_id, args.user, now - 60, now + int(hours * 3600), rights, now - 60, epoch=epoch)
-    except KeyError:
-        raise UserError(f"the key source does not know lock {lock_id.hex()}") from None
-    return Ticket(g.ticket, g.k_t)
+def source(args) -> KeySource:
+    """The key source the options name."""
+    if args.keyserver:
+        return KeyServerSource(args.keyserver, _read_token(args.token_file, "LOCKCTL_TOKEN"),
+                               _read_token(args.admin_token_file, "LOCKCTL_ADMIN_TOKEN"))
+    if args.issuer:
+        return LocalSource(args.issuer, args.user)
+    raise UserError("this command needs a key source: --keyserver URL or --issuer FILE")
 
 
-def cmd_hello(args, c: LockClient) -> int:
-    h = c.hello()
-    s = h.state
-    print(f"lock      {h.lock_id.hex()}")
-    print(f"epoch     {h.epoch}")
-    print(f"firmware  {'.'.join(map(str, h.fw))}")
+def _print_state(s, head: str) -> None:
+    print(head)
     print(f"time      {s.lock_time}")
     print(f"bolt      {Bolt(s.bolt).name.lower()}")
     print(f"battery   {'unknown' if s.battery_pct == 255 else str(s.battery_pct) + ' %'} ({s.battery_mv} mV)")
     print(f"journal   head {s.journal_head}, acknowledged {s.journal_acked}")
     print(f"deny list version {s.deny_version}")
     print(f"flags     {_flags(s.flags)}")
-    return 0
 
 
-def cmd_provision(args, c: LockClient) -> int:
-    issuer = _issuer(args)
-    lock_id, epoch, master = issuer.register(args.name)
-    h = c.provision(lock_id, epoch, master, int(time.time()))
-    master = None
-    issuer.save()
-    print(f"provisioned {args.name}: lock {h.lock_id.hex()}, epoch {h.epoch}")
+def cmd_hello(args, c: LockClient, src) -> int:
+    h = c.hello()
+    _print_state(h.state, f"lock      {h.lock_id.hex()}\nepoch     {h.epoch}\nfirmware  {'.'.join(map(str, h.fw))}")
     return 0
 
 
@@ -86,107 +83,104 @@ def _current(c: LockClient):
     return h
 
 
-def cmd_status(args, c: LockClient) -> int:
-    """Like hello, but read inside an authenticated session: the lock's genuine answer."""
-    from lockproto import StateBlock
-    h = _current(c)
-    s = StateBlock.decode(c.status(_ticket(args, _issuer(args), h.lock_id, Right.UNLOCK, epoch=h.epoch)))
-    print(f"lock      {h.lock_id.hex()} (epoch {h.epoch}, authenticated)")
-    print(f"time      {s.lock_time}")
-    print(f"bolt      {Bolt(s.bolt).name.lower()}")
-    print(f"battery   {'unknown' if s.battery_pct == 255 else str(s.battery_pct) + ' %'} ({s.battery_mv} mV)")
-    print(f"journal   head {s.journal_head}, acknowledged {s.journal_acked}")
-    print(f"deny list version {s.deny_version}")
-    print(f"flags     {_flags(s.flags)}")
+def cmd_provision(args, c: LockClient, src) -> int:
+    if not isinstance(c.transport, SerialTransport):
+        raise UserError("provisioning works over the serial cable only (--port)")
+    h = c.hello()
+    if not h.state.flags & Flag.FACTORY:
+        raise LockError(Err.PROVISIONED, 0, "provisioning")
+    lock_id, epoch, master = src().register(args.name, args.board, args.home)   # stored by the key source first
+    h = c.provision(lock_id, epoch, master, int(time.time()))
+    master = None
+    print(f"provisioned {args.name}: lock {h.lock_id.hex()}, epoch {h.epoch}")
     return 0
 
 
-def cmd_unlock(args, c: LockClient) -> int:
+def cmd_status(args, c: LockClient, src) -> int:
+    """Like hello, but read inside an authenticated session: the lock's genuine answer."""
     h = _current(c)
-    bolt = c.unlock(_ticket(args, _issuer(args), h.lock_id, Right.UNLOCK, epoch=h.epoch))
+    s = StateBlock.decode(c.status(src().ticket(h.lock_id, h.epoch, Right.UNLOCK)))
+    _print_state(s, f"lock      {h.lock_id.hex()} (epoch {h.epoch}, authenticated)")
+    return 0
+
+
+def cmd_unlock(args, c: LockClient, src) -> int:
+    h = _current(c)
+    bolt = c.unlock(src().ticket(h.lock_id, h.epoch, Right.UNLOCK))
     print(f"unlocked: bolt {Bolt(bolt).name.lower()}")
     return 0
 
 
-def cmd_lock(args, c: LockClient) -> int:
+def cmd_lock(args, c: LockClient, src) -> int:
     h = _current(c)
-    bolt = c.lock(_ticket(args, _issuer(args), h.lock_id, Right.LOCK, epoch=h.epoch))
+    bolt = c.lock(src().ticket(h.lock_id, h.epoch, Right.LOCK))
     print(f"locked: bolt {Bolt(bolt).name.lower()}")
     return 0
 
 
-def _journal(args, c: LockClient, issuer, lock_id: bytes, epoch: int) -> tuple[int, int]:
-    """Pull the journal from what the key source already holds, upload it, relay the ack."""
-    t = _ticket(args, issuer, lock_id, Right.JOURNAL, epoch=epoch)
-    start = issuer.journal_state(lock_id)["seq"] + 1
-    got, acked = 0, 0
-    ack = None
-    for chunk in c.journal_chunks(t, start):
-        ing = issuer.ingest(lock_id, chunk)
-        if ing.problem:
-            raise LockError(Err.BAD_MAC, 0, f"uploading the journal ({ing.problem})")
-        got += len(ing.records)
-        ack = ing.ack or ack
-    issuer.save()
+def _journal(c: LockClient, ks, h) -> tuple[int, int]:
+    """Pull the journal from the first record the key source lacks, upload it, relay the ack."""
+    t = ks.ticket(h.lock_id, h.epoch, Right.JOURNAL)
+    got, acked, ack = 0, h.state.journal_acked, None
+    for chunk in c.journal_chunks(t, ks.journal_from(h.lock_id)):
+        up = ks.upload(h.lock_id, chunk)
+        if up.problem:
+            raise SourceError(f"the key source refused the journal: {up.problem}")
+        got += up.stored
+        ack = up.ack or ack
     if ack is not None:
         acked = int.from_bytes(c.relay(t, Op.JOURNAL_ACK, ack, "acknowledging the journal"), "big")
     return got, acked
 
 
-def cmd_journal(args, c: LockClient) -> int:
-    h = _current(c)
-    got, acked = _journal(args, c, _issuer(args), h.lock_id, h.epoch)
+def cmd_journal(args, c: LockClient, src) -> int:
+    got, acked = _journal(c, src(), _current(c))
     print(f"journal: {got} new records uploaded, lock acknowledged up to {acked}")
     return 0
 
 
-def cmd_time_sync(args, c: LockClient) -> int:
+def cmd_time_sync(args, c: LockClient, src) -> int:
     h = _current(c)
-    issuer = _issuer(args)
-    t = _ticket(args, issuer, h.lock_id, Right.UNLOCK, epoch=h.epoch)
-    payload = c.with_statement(t, Op.TIME_SET, lambda n: issuer.time_token(h.lock_id, n, int(time.time())),
-                               "setting the clock")
+    ks = src()
+    t = ks.ticket(h.lock_id, h.epoch, Right.UNLOCK)
+    payload = c.with_statement(t, Op.TIME_SET, lambda n: ks.time_token(h.lock_id, h.epoch, n), "setting the clock")
     print(f"clock set: lock time {int.from_bytes(payload, 'big')}")
     return 0
 
 
-def cmd_deny_push(args, c: LockClient) -> int:
+def cmd_deny_push(args, c: LockClient, src) -> int:
     h = _current(c)
-    issuer = _issuer(args)
-    version, msg = issuer.deny_update(h.lock_id)
+    ks = src()
+    version, msg = ks.deny_list(h.lock_id, h.epoch)
     if msg is None:
         print("deny list: the key source has none")
         return 0
     if version <= h.state.deny_version:
         print(f"deny list: the lock already holds version {h.state.deny_version}")
         return 0
-    t = _ticket(args, issuer, h.lock_id, Right.UNLOCK, epoch=h.epoch)
-    got = c.relay(t, Op.DENY_UPDATE, msg, "pushing the deny list")
+    got = c.relay(ks.ticket(h.lock_id, h.epoch, Right.UNLOCK), Op.DENY_UPDATE, msg, "pushing the deny list")
     print(f"deny list: version {int.from_bytes(got, 'big')}")
     return 0
 
 
-def cmd_rekey(args, c: LockClient) -> int:
+def cmd_rekey(args, c: LockClient, src) -> int:
     h = _current(c)
-    issuer = _issuer(args)
-    msg = issuer.rekey(h.lock_id)
-    issuer.save()  # the pending key must survive a crash between here and the proof
-    t = _ticket(args, issuer, h.lock_id, Right.ADMIN, epoch=h.epoch)
-    proof = c.relay(t, Op.REKEY, msg, "re-keying")
-    if not issuer.rekey_proved(h.lock_id, proof):
+    ks = src()
+    onsite = isinstance(c.transport, SerialTransport)
+    msg = ks.rekey(h.lock_id, onsite)
+    proof = c.relay(ks.ticket(h.lock_id, h.epoch, Right.ADMIN), Op.REKEY, msg, "re-keying")
+    if not ks.rekey_proof(h.lock_id, proof):
         raise LockError(Err.BAD_MAC, 0, "checking the re-key proof")
-    issuer.save()
     print(f"re-keyed: epoch {c.hello().epoch}")
     return 0
 
 
-def cmd_factory_reset(args, c: LockClient) -> int:
+def cmd_factory_reset(args, c: LockClient, src) -> int:
     h = _current(c)
-    issuer = _issuer(args)
-    got, _ = _journal(args, c, issuer, h.lock_id, h.epoch)  # nothing may be lost
-    keys = issuer.keys(h.lock_id, h.epoch)
-    t = _ticket(args, issuer, h.lock_id, Right.ADMIN, epoch=h.epoch)
-    c.with_statement(t, Op.FACTORY_RESET, lambda n: factory_reset_statement(keys, n), "resetting the lock")
+    ks = src()
+    got, _ = _journal(c, ks, h)  # nothing may be lost
+    t = ks.ticket(h.lock_id, h.epoch, Right.ADMIN)
+    c.with_statement(t, Op.FACTORY_RESET, lambda n: ks.factory_reset(h.lock_id, h.epoch, n), "resetting the lock")
     print(f"factory reset: {got} journal records uploaded first; the unit restarts in factory mode")
     return 0
 
@@ -233,27 +227,38 @@ def parser() -> argparse.ArgumentParser:
     how.add_argument("--ble", metavar="LOCK_ID", help="the lock over Bluetooth, found by the lock id it advertises (hex)")
     how.add_argument("--ble-address", metavar="ADDR", help="the lock over Bluetooth at this device address")
     how.add_argument("--sim", metavar="DIR:LOCK", help="a lock of the running fleet simulator in DIR, over its radio")
-    p.add_argument("--issuer", help="the test bench's local key source (a JSON state file)")
-    p.add_argument("--user", type=int, default=1, help="staff user id the tickets are issued to (default 1)")
+    p.add_argument("--keyserver", metavar="URL", help="the key server (tokens from --token-file / --admin-token-file "
+                                                      "or LOCKCTL_TOKEN / LOCKCTL_ADMIN_TOKEN)")
+    p.add_argument("--token-file", help="file holding the phone token lockctl uses for tickets and uploads")
+    p.add_argument("--admin-token-file", help="file holding an admin session token (provision, rekey, factory-reset)")
+    p.add_argument("--issuer", help="instead of a key server: the test bench's local key source (a JSON state file)")
+    p.add_argument("--user", type=int, default=1, help="with --issuer: the staff user id tickets are issued to")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each answer")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_)
         if name == "provision":
             sp.add_argument("name", help="the lock's name at the key source (e.g. its door)")
+            sp.add_argument("--board", default="esp32-devkitc", help="the unit's board (boards/), recorded by the server")
+            sp.add_argument("--home", type=int, help="the key server's id of the home where the lock is mounted")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     client = None
+    ks: list = []
+
+    def src():
+        # the key source, opened on first use (hello needs none)
+        if not ks:
+            ks.append(source(args))
+        return ks[0]
+
     try:
         client = LockClient(transport(args))
-        return COMMANDS[args.command][0](args, client)
-    except LockError as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
-        return 1
-    except (TransportError, UserError) as e:
+        return COMMANDS[args.command][0](args, client, src)
+    except (LockError, TransportError, UserError, SourceError) as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -262,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if client is not None:
             client.close()
+        for k in ks:
+            k.close()
 
 
 if __name__ == "__main__":

@@ -216,14 +216,26 @@ class DoorUnit:
         import asyncio
         hw = self.hw
         hw.wdt.start()
-        tasks = [asyncio.create_task(link.run()) for link in links]
+        ended = []  # (link, error or None): a transport's end, kept here so asyncio never
+                    # prints an unretrieved error onto the console (the serial link)
+
+        async def guard(link):
+            try:
+                await link.run()
+                ended.append(None)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as e:  # the simulator's resets and power cuts too
+                ended.append(e)
+
+        tasks = [asyncio.create_task(guard(link)) for link in links]
         try:
             while True:
                 self.poll()
-                for t in tasks:
-                    if t.done():
-                        await t  # a transport ended: re-raise its error (serve() resets)
-                        raise RuntimeError("link ended")
+                if ended:
+                    if ended[0] is not None:
+                        raise ended[0]  # a transport failed: re-raise its error (serve() resets)
+                    raise RuntimeError("link ended")
                 await asyncio.sleep_ms(_POLL_MS)
         finally:
             hw.motor.drive(0)

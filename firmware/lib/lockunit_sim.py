@@ -27,6 +27,7 @@ class WorldClock:
 
     async def run(self):
         last = time.ticks_ms()
+        n = 0
         while not self._stop:
             await asyncio.sleep_ms(self.step_ms)
             now = time.ticks_ms()
@@ -34,9 +35,25 @@ class WorldClock:
             last = now
             if cause is not None:
                 raise SimHalted("reset")  # the watchdog bit: the unit restarts
+            n += 1
+            if n % 50 == 0 and _port_gone():
+                raise SimHalted("switched off")  # main() sees the port gone and ends
 
     def stop(self):
         self._stop = True
+
+
+def _port_gone():
+    # the host side of the unit's serial pty was closed for good: the simulated
+    # unit is switched off (a real unit's USB console survives a cable pull)
+    import select
+    import sys
+    p = select.poll()
+    p.register(sys.stdin, select.POLLIN)
+    for _, ev in p.poll(0):
+        if ev & (select.POLLHUP | select.POLLERR):
+            return True
+    return False
 
 
 def main(board, run_unit, mount, flash_path="lockdata.bin", max_boots=None):
@@ -52,6 +69,8 @@ def main(board, run_unit, mount, flash_path="lockdata.bin", max_boots=None):
             run_unit(hw, mount, (WorldClock(world),), False)
             return
         except SimHalted:
-            pass  # reset: boot again
+            if _port_gone():
+                return
+            # reset: boot again
         except OSError:
             return  # the host closed the serial port
