@@ -98,6 +98,9 @@ def flash_bench(n: int = 1000, sweep_appends: int = 6) -> dict | None:
               f" {s['bytes_per_record']:.0f} bytes per record;"
               f" cut sweep: {sw['points']} points, {sw['durable_lost']} durable records lost,"
               f" {sw['torn_visible']} torn visible")
+    h = r["hmac_us"]
+    print(f"  boot recovery with {n} records: ring {ring['reopen_us']:.0f} us = {ring['reopen_us'] / h:.0f} x HMAC,"
+          f" littlefs {lfs['reopen_us']:.0f} us = {lfs['reopen_us'] / h:.0f} x HMAC")
     print(f"  littlefs over ring: {lfs['erases_per_record'] / ring['erases_per_record']:.0f} x the erases,"
           f" {lfs['us_per_append'] / ring['us_per_append']:.0f} x the time per append")
     out = {}
@@ -108,6 +111,7 @@ def flash_bench(n: int = 1000, sweep_appends: int = 6) -> dict | None:
         out[f"journal_{name}_bytes_per_record"] = round(s["bytes_per_record"], 1)
         out[f"journal_{name}_cut_points"] = s["sweep"]["points"]
         out[f"journal_{name}_durable_lost"] = s["sweep"]["durable_lost"]
+        out[f"journal_{name}_boot_recovery_over_hmac"] = round(s["reopen_us"] / r["hmac_us"], 1)
     out["journal_ram_append_us"] = round(ram["us_per_append"], 1)
     return out
 
