@@ -136,3 +136,15 @@ def test_clearing_the_ring_leaves_no_record_of_an_earlier_life(ring):
     recs = [Record.decode(r) for r in dump["records"]]
     assert [r.seq for r in recs] == [1, 2, 3] and dump["prev"] == chain_genesis(new.jm, LOCK)
     verify_chain({1: new}, dump["prev"], recs, 1)
+
+
+def test_a_torn_record_in_a_full_ring_costs_no_extra_block(ring):
+    # the ring is full; the append that took the oldest block is torn; after the reboot
+    # the next append reuses that block instead of dropping another block of records
+    n = 4 * PER_BLOCK
+    out = ring.call("flashtest.ring_run", 4, [["a", n], ["t", 10], ["a", 1], ["b"]])
+    assert out[1] == "PowerCut"
+    head, acked, first, count, lost = out[2]
+    # the append and the OVERFLOW record that reports the one block lost
+    assert head == n + 2 and lost == PER_BLOCK and first == PER_BLOCK + 1
+    assert out[3] == out[2]

@@ -86,8 +86,9 @@ class FlashRecords:
         # the next append would have to erase a block that still holds retained
         # records: the journal drops them (all of that block) first, so what RAM
         # holds is always what the flash holds and a reboot recovers it exactly
-        return (self._hn >= self.per_block or self._closed) and self.count() > 0 \
-            and (self._hb + 1) % self.nblocks == self._tb
+        if self._hb < 0 or not self.count() or (self._closed and self._hn == 0):
+            return False  # (a head block holding only a torn slot is erased and reused)
+        return (self._hn >= self.per_block or self._closed) and (self._hb + 1) % self.nblocks == self._tb
 
     def prev_chain(self):
         # the chain value before the oldest retained record (None: nothing retained)
