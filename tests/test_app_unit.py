@@ -95,6 +95,17 @@ def test_factory_unit_refuses_everything_and_boots_locked(w):
     assert res == [Err.FACTORY_MODE] and u.status["motor_ms"] == 0
 
 
+def test_provisioning_switches_to_production_mode_at_once(w):
+    """No REPL from the moment the unit holds a key: Ctrl-C is off before the answer goes out."""
+    from lockproto import provision_message
+    u = Unit(w, uid(), provision=False)
+    resp, locked = u.call("provision_msg", provision_message(LOCK_ID, 1, MASTER, NOW))
+    assert resp[0] == 0x07 and resp[1:9] == LOCK_ID and locked
+    assert u.status["provisioned"]
+    resp, locked = u.call("provision_msg", provision_message(LOCK_ID, 2, MASTER, NOW))
+    assert resp[:2] == bytes([5, Err.PROVISIONED])
+
+
 def test_unlock_then_auto_relock_after_the_door_closes(w):
     u = Unit(w, uid())
     res = u.connect(u.ticket(), [(Op.UNLOCK, b"")])

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LIB = ROOT / "firmware" / "lib"
 MPY_DIR = Path(__file__).resolve().parent / "mpy"
 CLASSES = ("Output", "Input", "Pwm", "Adc", "Wdt", "Rtc")
-FUNCS = ["adc", "deepsleep", "input", "output", "partition", "pwm", "reset", "reset_cause", "rtc",
+FUNCS = ["adc", "console_locked", "deepsleep", "input", "output", "partition", "pwm", "reset", "reset_cause", "rtc",
          "ticks_diff", "ticks_ms", "wdt"]
 
 

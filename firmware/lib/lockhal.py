@@ -10,6 +10,7 @@
 #   rtc()                     -> .time() .set_time(t)       unix seconds
 #   reset_cause() -> RESET_*; ticks_ms(); ticks_diff(a, b)
 #   deepsleep(ms, wake, level, pull) and reset(): never return
+#   console_locked(): production mode, Ctrl-C on the USB console switched off
 # Nothing here touches hardware at import time and nothing is module state.
 import json
 
@@ -325,6 +326,10 @@ class Hardware:
     def reset(self):
         self.motor.drive(0)
         self._hal.reset()
+
+    def production(self):
+        # a provisioned unit: no REPL from here on (boot.py does the same at boot)
+        self._hal.console_locked()
 
 
 def wire(board, hal):

@@ -208,3 +208,9 @@ def deepsleep(ms=0, wake=None, level=0, pull=0):
 def reset():
     import machine
     machine.reset()
+
+
+def console_locked():
+    # production mode: Ctrl-C on the USB console no longer interrupts the firmware
+    import micropython
+    micropython.kbd_intr(-1)

@@ -97,6 +97,7 @@ class SimWorld:
         self._wake_at = None
         self.reset_cause = RESET_POWER_ON
         self.resets = 0
+        self.console_locked = False  # Ctrl-C switched off (production mode); lost at a reset
         self.motor_ms = 0
         self.sleep_ms = 0
         self._rtc = _EPOCH_2000
@@ -262,6 +263,7 @@ class SimWorld:
         self._wake = None
         self._wake_at = None
         self.reset_cause = cause
+        self.console_locked = False
         self.resets += 1
 
     def power_cut(self):

@@ -208,3 +208,7 @@ class SimHal:
     def reset(self):
         self.world._reset(RESET_SOFT)
         raise SimHalted("reset")
+
+    def console_locked(self):
+        # production mode (the device switches Ctrl-C off); the twin records it
+        self.world.console_locked = True

@@ -43,6 +43,7 @@ def provision_request(unit, nonce_l, msg):
         status = E_STORAGE
     if status != E_OK:
         return encode_error(status)
+    unit.hw.production()   # production mode at once, not only from the next boot
     return bytes((T_PROVISIONED,)) + lock_id + struct.pack(">I", epoch) + \
         provisioned_proof(unit.keystore.keys, nonce_l)
 

@@ -37,6 +37,14 @@ class Bench:
     def provision(self, u, lock_id, epoch, master, now):
         return self.units[u]["unit"].provision(lock_id, epoch, master, now)
 
+    def provision_msg(self, u, msg):
+        # a PROVISION over the cable: HELLO first, then the message (lockserial does this)
+        d = self.units[u]
+        s = d["unit"].session()
+        s.hello()
+        resp = d["unit"].provision_request(s.take_nonce(), msg)
+        return [resp, d["world"].console_locked]
+
     def hello(self, u):
         d = self.units[u]
         d["session"] = d["unit"].session()
