@@ -201,3 +201,22 @@ def test_lockctl_user_errors_exit_1_with_a_message(tmp_path):
     r = lockctl("--port=/dev/does-not-exist", "hello")
     assert r.returncode == 1 and r.stderr.startswith("lockctl: cannot open /dev/does-not-exist")
     assert "Traceback" not in r.stderr
+
+
+def test_lockctl_deny_push_revokes_a_user_at_the_lock(unit, tmp_path):
+    from simulator.keysource import LocalIssuer
+    issuer = tmp_path / "issuer.json"
+    port = f"--port={unit}"
+    assert lockctl(port, "provision", "door-2", issuer=issuer).returncode == 0
+    assert lockctl(port, "--user", "7", "unlock", issuer=issuer).returncode == 0
+    r = lockctl(port, "deny-push", issuer=issuer)
+    assert r.returncode == 0 and "has none" in r.stdout
+    li = LocalIssuer(issuer)
+    li.revoke_user(7, int(time.time()) + 86400)
+    li.save()
+    r = lockctl(port, "deny-push", issuer=issuer)
+    assert r.returncode == 0 and "deny list: version 1" in r.stdout, r.stderr
+    assert "already holds version 1" in lockctl(port, "deny-push", issuer=issuer).stdout
+    r = lockctl(port, "--user", "7", "unlock", issuer=issuer)
+    assert r.returncode == 1 and "REVOKED" in r.stderr
+    assert lockctl(port, "--user", "8", "unlock", issuer=issuer).returncode == 0
