@@ -76,6 +76,23 @@ def export(from_seq, max_count):
     return export_chunk(s.keys, *s.j.read(from_seq, max_count))
 
 
+def torn_append(tear):
+    # power dies while the next append's record is programmed, `tear` bytes of it
+    # landed (1..35: a torn slot); then the unit boots again
+    s = _cur[0]
+    rec = s.j.store
+    need = rec._hb < 0 or rec._hn >= rec.per_block or rec._closed
+    s.chip.cut(after=2 if need else 0, tear=tear)
+    s.t += 1
+    try:
+        s.j.append(s.keys.jm, s.t, 3, 0, 0, 0, 0, 0)
+        return "no cut"
+    except F.PowerCut:
+        pass
+    s.boot()
+    return status()
+
+
 def reboot():
     _cur[0].boot()
     return status()
