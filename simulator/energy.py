@@ -62,6 +62,8 @@ SOURCES = {
            "current curves and summarised at kurokatta.org/grumble/2019/01/lithium-aa-batteries: "
            "about 3000 mAh at 25 mA, 2600 mAh at 100 mA, 1600 mAh at 500 mA, 1000 mAh at 1 A",
     "l91": "Energizer L91 (AA lithium/FeS2) datasheet: 3500 mAh rated at 25 mA; about 3000 mAh at 1 A",
+    "firmware": "this repository's firmware (locksleep: asleep 3 s after the last change and 35 s "
+                "after a phone session began, whichever is later)",
     "assumed": "ASSUMPTION (no published MicroPython figure found): to be measured on a unit",
 }
 
@@ -101,7 +103,8 @@ FIGURES = {
         "boot_s": Figure(1.0, "assumed"),          # deep-sleep wake to advertising (IDF part ~0.2 s: c3-wake)
         "adv_wait_s": Figure(1.0, "assumed"),      # advertising until the phone connects
         "session_s": Figure(0.5, "assumed"),       # HELLO, AUTH+UNLOCK, RESULT
-        "tail_s": Figure(2.0, "assumed"),          # after the relock, before sleeping again
+        "settle_s": Figure(3.0, "firmware"),       # after the relock, before sleeping again
+        "session_hold_s": Figure(35.0, "firmware"),  # awake at least this long after a session began
         "duty_period_s": Figure(4.0, "c3-wake"),   # timer-wake advertising: sleep 4 s ...
         "duty_adv_s": Figure(0.1, "c3-wake"),      # ... advertise 100 ms
     },
@@ -170,7 +173,7 @@ class DayStats:
     seconds: int          # lock time the journal covers (a day)
     motions: int          # motor runs
     motor_ms: int         # measured by the simulated world
-    episodes: list        # (start, end) lock seconds: wake (phone or button) to relock
+    episodes: list        # (start, end, by_phone) lock seconds: wake (phone or button) to relock
     sessions: int         # phone connections
     sag_mv: int | None    # the unit's own sag measurement, from its BATTERY records
 
@@ -182,7 +185,7 @@ def day_stats(day: dict) -> DayStats:
 
     recs = [Record.decode(bytes.fromhex(h)) for h in day["records"]]
     motions, sessions, sag = 0, 0, None
-    episodes, start = [], None
+    episodes, start, phone = [], None, False
     for r in recs:
         e = r.event
         by_phone = e in (EV["UNLOCK"], EV["LOCK"]) and r.user_id
@@ -191,9 +194,10 @@ def day_stats(day: dict) -> DayStats:
         if by_phone or e == EV["DENIED"]:
             sessions += 1
         if (by_phone and e == EV["UNLOCK"]) or (e == EV["BUTTON"] and start is None):
-            start = r.time if start is None else start
+            if start is None:
+                start, phone = r.time, bool(by_phone)
         if e in (EV["AUTO_RELOCK"], EV["LOCK"]) and start is not None:
-            episodes.append((start, r.time))
+            episodes.append((start, r.time, phone))
             start = None
         if e == EV["BATTERY"]:
             s = battery_record(r.arg16, r.arg)["sag_mv"]
@@ -240,14 +244,18 @@ def profile_mas(chip: str, variant: str, profile: str, board: dict, st: DayStats
     if profile == "always_listening":
         return ble * DAY_S + (conn - ble) * session + motor
     # one wake per episode: boot, advertise for the phone (the button needs none), the session,
-    # awake with BLE on until the relock, a tail; asleep the rest of the day
+    # awake with BLE on until the relock and the settle (and for a phone at least the session
+    # hold, as locksleep does); asleep the rest of the day
     wakes = len(st.episodes)
-    awake_s = sum(max(0, b - a) for a, b in st.episodes) + wakes * t["tail_s"].value
+    settle, hold = t["settle_s"].value, t["session_hold_s"].value
+    if profile == "deep_sleep_disconnect":
+        hold = 0.0  # the unit would sleep once the phone disconnects (needs the BLE link to say so)
+    awake_s = sum(max(max(0, b - a) + settle, hold if by_phone else 0) for a, b, by_phone in st.episodes)
     boot_s = wakes * t["boot_s"].value
     adv_s = st.sessions * t["adv_wait_s"].value
     q = boot_s * awake + adv_s * ble + session * conn + awake_s * ble + motor
     up = boot_s + adv_s + session + awake_s
-    if profile == "deep_sleep":
+    if profile in ("deep_sleep", "deep_sleep_disconnect"):
         return q + sleep * max(0.0, DAY_S - up)
     if profile == "duty_cycle":
         # timer wakes to advertise for a moment, so a phone can connect without a touch
@@ -258,7 +266,7 @@ def profile_mas(chip: str, variant: str, profile: str, board: dict, st: DayStats
     raise ValueError(f"unknown profile {profile}")
 
 
-PROFILES = ("always_listening", "deep_sleep", "duty_cycle")
+PROFILES = ("always_listening", "deep_sleep", "deep_sleep_disconnect", "duty_cycle")
 VARIANTS = ("devkit", "module")
 
 
@@ -326,12 +334,12 @@ def simulate_day(board: str = "sim", openings: int = 10, battery_mv: int | None 
 # ---------------------------------------------------------------- CLI
 
 def _table(preds: list[Prediction]) -> str:
-    lines = [f"{'board':18} {'variant':7} {'profile':17} {'mAh/day':>9} {'avg mA':>8} {'cap mAh':>8} "
+    lines = [f"{'board':18} {'variant':7} {'profile':21} {'mAh/day':>9} {'avg mA':>8} {'cap mAh':>8} "
              f"{'usable':>6} {'life':>12}  12 months?"]
     for p in preds:
         life = f"{p.days:.1f} d" if p.days < 60 else f"{p.months:.1f} mo"
         verdict = "yes" if p.days >= 365 else f"no ({p.days / 365 * 100:.1f} %)"
-        lines.append(f"{p.board:18} {p.variant:7} {p.profile:17} {p.mah_per_day:9.2f} {p.avg_ma:8.3f} "
+        lines.append(f"{p.board:18} {p.variant:7} {p.profile:21} {p.mah_per_day:9.2f} {p.avg_ma:8.3f} "
                      f"{p.capacity_mah:8.0f} {p.usable * 100:5.0f}% {life:>12}  {verdict}")
     return "\n".join(lines)
 

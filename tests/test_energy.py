@@ -46,10 +46,25 @@ def test_a_quiet_day_in_deep_sleep_is_the_sleep_floor():
 
 def test_one_opening_in_deep_sleep_by_hand():
     """One phone wake of 10 s to the relock, two motions of 1.3 s each."""
-    st = quiet(motions=2, motor_ms=2600, episodes=[(1000, 1010)], sessions=1)
-    # boot 1 s x 43 + advertise 1 s x 110 + session 0.5 s x 120 + (10 s + 2 s tail) x 110
-    # + motor: 2 x 0.1 s at 900 (the settle) + 2.4 s at 250; asleep the other 86385.5 s
-    want = 43 + 110 + 60 + 1320 + 180 + 600 + (86400 - 14.5) * PCB_SLEEP
+    st = quiet(motions=2, motor_ms=2600, episodes=[(1000, 1010, True)], sessions=1)
+    # boot 1 s x 43 + advertise 1 s x 110 + session 0.5 s x 120 + awake 35 s x 110 (the session
+    # hold outlasts 10 s + 3 s settle) + motor: 2 x 0.1 s at 900 (the end stop) + 2.4 s at 250;
+    # asleep the other 86400 - 37.5 s
+    want = 43 + 110 + 60 + 3850 + 180 + 600 + (86400 - 37.5) * PCB_SLEEP
+    assert energy.profile_mas("esp32", "module", "deep_sleep", SIM, st) == pytest.approx(want)
+
+
+def test_a_disconnect_aware_unit_skips_the_session_hold():
+    st = quiet(motions=2, motor_ms=2600, episodes=[(1000, 1010, True)], sessions=1)
+    # as above, but awake only 10 s + 3 s settle after the wake
+    want = 43 + 110 + 60 + 1430 + 780 + (86400 - 15.5) * PCB_SLEEP
+    assert energy.profile_mas("esp32", "module", "deep_sleep_disconnect", SIM, st) == pytest.approx(want)
+
+
+def test_a_button_wake_has_no_session_hold():
+    st = quiet(motions=2, motor_ms=2600, episodes=[(1000, 1010, False)], sessions=0)
+    # boot 1 s x 43 + (10 s + 3 s settle) x 110 + motor 780; asleep the other 86400 - 14 s
+    want = 43 + 1430 + 780 + (86400 - 14) * PCB_SLEEP
     assert energy.profile_mas("esp32", "module", "deep_sleep", SIM, st) == pytest.approx(want)
 
 
@@ -99,7 +114,8 @@ def test_a_simulated_day_journal(day):
     assert st.motions == 20 and len(st.episodes) == 10 and st.sessions == 5
     # each motion: 1200 ms travel + the settle, polled in 20 ms steps
     assert 20 * 1250 <= st.motor_ms <= 20 * 1400
-    assert all(5 <= b - a <= 30 for a, b in st.episodes)  # unlock -> door -> relock 5 s after closing
+    assert all(5 <= b - a <= 30 for a, b, _ in st.episodes)  # unlock -> door -> relock 5 s after closing
+    assert sum(p for _, _, p in st.episodes) == 5            # half by phone, half by the button
     assert st.sag_mv is not None and 600 <= st.sag_mv <= 720  # the unit measured its own sag
 
 

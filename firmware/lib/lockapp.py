@@ -38,6 +38,8 @@ _BATT_REST_MS = const(2000)   # cells recover this long after a motor run before
 _SIG_DENIED = const(3)        # lockhal SIG_DENIED / SIG_LOW_BATTERY
 _SIG_LOW_BATTERY = const(5)
 _POS_UNLOCKED = const(2)      # lockhal.POS_UNLOCKED
+_RESET_DEEPSLEEP = const(4)   # lockhal.RESET_DEEPSLEEP
+_CFG_POWER_PROFILE = const(5)  # lockcodes.CFG_POWER_PROFILE
 # reset causes after which the RTC still holds the time (lockhal.RESET_*)
 _RTC_KEPT = (3, 4, 5)  # watchdog, deep-sleep wake, soft reset
 
@@ -85,6 +87,15 @@ class DoorUnit:
         self.ctx = LockContext(self.lock_id, self.keystore, self.clock, self.guard, self.deny, self.mech,
                                self.journal, kv, self.ms, random, battery=self.batt, door_open=self._door_open)
         self.ctx.wipe = self._wipe
+        # the deep-sleep profile (docs/power.md): the board's default, or config key 5 = 1
+        self._sleeper = None
+        self._wake_press = False
+        if hw.power_profile == "deep_sleep" or self.ctx.config_values[_CFG_POWER_PROFILE] == 1:
+            import locksleep
+            self._sleeper = locksleep.Sleeper()
+            # the only wake source is the inside button: a deep-sleep wake is its press
+            w = hw.board.get("wake")
+            self._wake_press = cause == _RESET_DEEPSLEEP and w is not None and w["pin"] == "button"
         self.restart_due = None   # ms: restart into factory mode after a factory reset
         if self.keystore.keys is not None and not self.journal.tail_ok:
             # power died between a re-key and its REKEYED record: that record
@@ -138,6 +149,8 @@ class DoorUnit:
         return E_OK
 
     def session(self):
+        if self._sleeper is not None:
+            self._sleeper.activity(self._ms)
         return locksession.LockSession(self.ctx)
 
     def advert(self):
@@ -184,7 +197,8 @@ class DoorUnit:
             hw.reset()  # after a factory reset: boot again in factory mode (REPL back)
         mech = self.mech
         pos = hw.bolt.position()
-        press = hw.button.take()
+        press = hw.button.take() or self._wake_press
+        self._wake_press = False
         st = mech.state
         # the press would unlock (lockmech: it toggles; from JAMMED or UNKNOWN it
         # unlocks unless the bolt reads unlocked) on a critical battery: refused,
@@ -210,6 +224,14 @@ class DoorUnit:
         if self.clock.hwm_due(self.clock.now()) and self.batt.journal_ok():
             self._save_clock()
         hw.wdt.feed()
+        s = self._sleeper
+        # a factory unit stays awake for its provisioning cable
+        if (s is not None and s.due(self._ms, mech.state, mech.motor, hw.door.is_closed(), self.journal.head)
+                and self.provisioned):
+            self.ctx.save_journal_state()
+            if self.batt.journal_ok():
+                self._save_clock()
+            hw.sleep()  # never returns; the wake pin boots the unit again
 
     async def run(self, links=()):
         # links: transports with `async run()` (BLE, serial); poll() is the heartbeat

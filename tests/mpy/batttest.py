@@ -5,6 +5,10 @@ import lockhal
 import lockhal_sim
 import lockbattery
 import apptest
+import lockapp
+from lockhal_simio import SimHalted
+from lockkeys import RamKV
+from lockjournal import RamRecords
 from binascii import hexlify
 
 
@@ -112,3 +116,79 @@ class BattBench(apptest.Bench):
 
 def bench(boards):
     apptest._bench = BattBench(boards)
+
+
+class SleepBench(BattBench):
+    # units in the deep-sleep profile: poll() may end in hw.sleep() (SimHalted);
+    # the world then sleeps until its wake pin (the inside button) resets it
+    def new(self, uid, bolt=0, door_closed=True):
+        board = lockhal.load_board("sim", self.boards)
+        board["power_profile"] = "deep_sleep"
+        world = lockhal_sim.SimWorld(board, bolt=bolt, door_closed=door_closed)
+        self.units[uid] = {"board": board, "world": world, "kv": RamKV(), "records": RamRecords(512),
+                           "session": None, "sleeps": 0, "boots": 0}
+        self._boot(uid)
+
+    def _boot(self, u):
+        d = self.units[u]
+        d["boots"] = d.get("boots", 0) + 1
+        hw = lockhal.wire(d["board"], lockhal_sim.SimHal(d["world"]))
+        d["hw"] = hw
+        d["unit"] = lockapp.DoorUnit(hw, d["kv"], d["records"])
+        d["session"] = None
+        self._poll(u)
+
+    def _poll(self, u):
+        d = self.units[u]
+        if d["world"].sleeping:
+            return
+        try:
+            d["unit"].poll()
+        except SimHalted:
+            d["sleeps"] += 1
+
+    def run(self, u, ms, step=20):
+        d = self.units[u]
+        t = 0
+        while t < ms:
+            if d["world"].advance(step) is not None:
+                self._boot(u)
+            else:
+                self._poll(u)
+            t += step
+
+    def skip(self, u, ms):
+        d = self.units[u]
+        if d["world"].advance(ms) is not None:
+            self._boot(u)
+        else:
+            self._poll(u)
+
+    def press(self, u):
+        if self.units[u]["world"].press() is not None:
+            self._boot(u)
+
+    def handle(self, u, msg):
+        d = self.units[u]
+        resp = d["session"].handle(msg)
+        self._poll(u)
+        return resp
+
+    def sleep_status(self, u):
+        # while asleep the unit's objects are dead (the strict twin): the world only
+        d = self.units[u]
+        w = d["world"]
+        up = not w.sleeping
+        return {"asleep": w.sleeping, "sleeps": d["sleeps"], "boots": d["boots"], "sleep_ms": w.sleep_ms,
+                "cause": w.reset_cause, "uncertain": d["unit"].clock.time_uncertain() if up else None,
+                "now": d["unit"].clock.now() if up else None, "world_time": w.time()}
+
+    def status(self, u):
+        w = self.units[u]["world"]
+        if w.sleeping:
+            return {"state": None, "motor": w.motor(), "bolt": w.bolt, "motor_ms": w.motor_ms}
+        return BattBench.status(self, u)
+
+
+def sleep_bench(boards):
+    apptest._bench = SleepBench(boards)
