@@ -21,6 +21,7 @@ from lockproto import Err, ErrorFrame, MsgType, Op, PhoneSession, ProtocolError,
 from .fleet import Fleet, LockSpec
 from .keysource import LocalIssuer
 from .phone import CarerPhone, RadioError
+from .scenario import scratch_dir
 
 RIGHTS = Right.UNLOCK | Right.LOCK | Right.JOURNAL
 _OP_AT = 2 + 41 + 16      # AUTH: type, version, ticket, nonce_P, then the op byte
@@ -283,7 +284,7 @@ async def run_attacks(state_dir: str | Path | None = None, progress: bool = Fals
     chosen = [(n, f) for n, f in ATTACKS if only is None or n in only]
     tmp = None
     if state_dir is None:
-        tmp = tempfile.mkdtemp(prefix="locksim-attack-")
+        tmp = tempfile.mkdtemp(prefix="locksim-attack-", dir=scratch_dir())
         state_dir = tmp
     names = [f"A{i + 1:02d}" for i in range(len(chosen))]
     lab = Lab(Path(state_dir), names)

@@ -1,6 +1,6 @@
 """``locksim``: start a simulated lock fleet, drive it, play scenarios.
 
-    locksim start --state DIR --locks 20 [--procs 2] [--pty] [--factory] [--storage files]
+    locksim start --state DIR --locks 20 [--procs 2] [--pty] [--blank N] [--factory] [--storage files]
     locksim status [LOCK] --state DIR [--json]
     locksim door LOCK open|close          locksim press LOCK
     locksim battery LOCK [--mv MV] [--drain MV_PER_H]
@@ -90,13 +90,20 @@ async def cmd_start(a) -> int:
                 p = PtyPort(name, fleet.port_of(name))
                 await p.start()
                 ports.append(p)
+        if a.blank:
+            from .ptyport import BlankPort
+            for i in range(a.blank):
+                name = f"B{i + 1:04d}"
+                ports.append(BlankPort(name, Path(a.state) / "blank" / name / "fs"))
+        if ports:
             (Path(a.state) / "ptys.json").write_text(json.dumps({p.lock: p.path for p in ports}, indent=1))
         fleet.state.supervisor = os.getpid()
         fleet.state.save(fleet.file)
         print(f"{len(fleet.state.locks)} locks on {fleet.state.procs} processes, state in {a.state}; "
               f"host ports {[h['port'] for h in fleet.state.hosts]}", flush=True)
         for p in ports[:20]:
-            print(f"{p.lock} serial {p.path}", flush=True)
+            kind = "serial" if hasattr(p, "host_port") else "blank unit (raw REPL)"
+            print(f"{p.lock} {kind} {p.path}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -282,6 +289,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--locks", type=int, default=0, help="grow the fleet to this many locks")
     s.add_argument("--procs", type=int, default=None, help="MicroPython processes (default 2)")
     s.add_argument("--pty", action="store_true", help="a pty serial port per lock")
+    s.add_argument("--blank", type=int, default=0, metavar="N",
+                   help="N blank (unflashed) units B0001.. offering a raw REPL on a pty (for mpremote)")
     s.add_argument("--factory", action="store_true", help="leave new locks unprovisioned")
     s.add_argument("--seed", type=int, default=None, help="seed of the radio's randomness")
     s.add_argument("--storage", choices=["flash", "files"], default=None,

@@ -91,6 +91,7 @@ class LocalIssuer:
         self.deny_entries: list[tuple[int, int, int]] = []
         self.journal: dict[str, dict] = {}   # lock_id hex -> {"seq", "chain", "epoch", "records"}
         self._ticket_id = 1000
+        self._by_name: dict[str, str] = {}
         if self.path and self.path.exists():
             d = json.loads(self.path.read_text())
             self.locks = d["locks"]
@@ -130,12 +131,18 @@ class LocalIssuer:
         return self.locks[lock_id.hex()]["name"]
 
     def register(self, name: str) -> tuple[bytes, int, bytes]:
-        for lid, e in self.locks.items():
-            if e["name"] == name:
-                return bytes.fromhex(lid), e["epoch"], bytes.fromhex(e["master"])
+        lid = self._by_name.get(name)
+        if lid is None:
+            for k, e in self.locks.items():
+                self._by_name.setdefault(e["name"], k)
+            lid = self._by_name.get(name)
+        if lid is not None:
+            e = self.locks[lid]
+            return bytes.fromhex(lid), e["epoch"], bytes.fromhex(e["master"])
         lock_id = b"LK" + secrets.token_bytes(6)
         master = secrets.token_bytes(32)
         self.locks[lock_id.hex()] = {"name": name, "epoch": 1, "master": master.hex()}
+        self._by_name[name] = lock_id.hex()
         return lock_id, 1, master
 
     # ---- tickets and statements ----

@@ -72,3 +72,44 @@ class PtyPort:
         self._writer.close()
         os.close(self.master)
         os.close(self._slave)
+
+
+class BlankPort:
+    """A blank (unflashed) unit's USB serial: MicroPython's REPL, raw REPL included, on a pty.
+
+    What a freshly flashed ESP32 offers before any lock firmware is copied to it. The unix
+    port's interpreter runs with the pty master as its console and the unit's filesystem
+    directory ``fs_dir`` as its working directory, so ``mpremote connect /dev/pts/N resume
+    exec ...`` and ``mpremote ... fs cp file :file`` drive it like a board (the esptool step
+    has no twin). ``heapsize`` caps its heap like the chip's RAM does.
+    """
+
+    def __init__(self, name: str, fs_dir: str | os.PathLike, heapsize: str = "256k") -> None:
+        import subprocess
+
+        import mpyhost
+
+        self.lock = name
+        self.fs_dir = os.fspath(fs_dir)
+        os.makedirs(self.fs_dir, exist_ok=True)
+        self.master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        self.path = os.ttyname(self._slave)
+        env = dict(os.environ)
+        env.pop("MICROPYPATH", None)  # a blank board has only what is copied onto it
+        self.proc = subprocess.Popen([mpyhost.micropython_binary(), "-X", f"heapsize={heapsize}"], stdin=self.master,
+                                     stdout=self.master, stderr=self.master, cwd=self.fs_dir, env=env)
+
+    async def start(self) -> None:
+        """Nothing to bridge: the interpreter owns the master side."""
+
+    async def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+        os.close(self.master)
+        os.close(self._slave)
