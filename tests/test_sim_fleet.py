@@ -265,3 +265,26 @@ def test_cli_drives_a_running_fleet(tmp_path):
             sup.wait()
         sup.stdout.close()
         sup.stderr.close()
+
+
+def test_inside_button_jam_and_battery_through_the_control_api(tmp_path):
+    async def go():
+        async with Bench(tmp_path, n=1, procs=1) as b:
+            await b.fleet.all("time", speed=0)
+            await b.fleet.call("L0", "press")
+            await b.fleet.advance(2000)
+            st = await b.status("L0")
+            assert st["state"] == Bolt.UNLOCKED and st["bolt"] == 100  # egress from inside
+            await b.fleet.advance(40000)
+            assert (await b.status("L0"))["state"] == Bolt.LOCKED      # unopened: relocks
+            await b.fleet.call("L0", "jam", on=True)
+            await b.fleet.call("L0", "press")
+            await b.fleet.advance(4000)
+            st = await b.status("L0")
+            assert st["state"] == Bolt.JAMMED and st["bolt"] == 0
+            await b.fleet.call("L0", "battery", mv=5000, drain_mv_h=100)
+            await b.fleet.advance(3600_000)
+            assert (await b.status("L0"))["battery_mv"] == 4900
+            r = await b.fleet.call("L0", "clock", jump_s=600)
+            assert r["rtc"] >= (await b.fleet.wall()) + 600
+    run(go())

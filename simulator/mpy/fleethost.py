@@ -28,7 +28,8 @@ from lockflash_sim import PowerCut
 
 _SWEEP_MS = 20
 _GC_THRESHOLD = 8 * 1024 * 1024
-_BUSY_MS = 400            # poll an input change at the unit's own 20 ms pace this long
+_BUSY_MS = 100            # poll an input change at the unit's own 20 ms pace this long (the
+                          # contacts' 50 ms debounce; a button press: while it is held)
 _ADV_YIELDS = 8           # let a lock's link get back to advertising before a phone connects
 _SAVE_MS = 30000
 
@@ -291,7 +292,7 @@ class Host:
         self.touch(lk)
         hold = int(req.get("hold_ms", 150))
         lk.world.press(hold)
-        lk.busy_until = lk.world.ms + hold + _BUSY_MS
+        lk.busy_until = lk.world.ms + hold
         return {}
 
     def op_battery(self, req):
