@@ -60,7 +60,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _other(request: Request, exc: Exception):
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        # the type and first line only: a request body (which may carry a lock key) is never logged
+        log.error("unhandled %s on %s %s: %s", type(exc).__name__, request.method, request.url.path,
+                  str(exc).splitlines()[0][:200] if str(exc) else "")
         return _json(500, "internal", "internal error; nothing was changed")
 
 

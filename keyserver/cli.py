@@ -108,11 +108,19 @@ def cmd_serve(args) -> int:
 
     if "alembic_version" not in inspect(db.engine).get_table_names():
         raise UserError("the database is not initialised; run `keyserver init` first")
-    app = create_app(settings, database=db)
     kw = {}
     if args.ssl_certfile:
         kw.update(ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **kw)
+    if args.workers > 1:
+        # worker processes build the app from the environment (create_app() with no arguments)
+        db.dispose()
+        os.environ["KEYSERVER_DATABASE_URL"] = settings.database_url
+        if settings.master_key_file is not None:
+            os.environ["KEYSERVER_MASTER_KEY_FILE"] = str(settings.master_key_file)
+        uvicorn.run("keyserver.app:create_app", factory=True, workers=args.workers, host=args.host,
+                    port=args.port, log_level=args.log_level, **kw)
+        return 0
+    uvicorn.run(create_app(settings, database=db), host=args.host, port=args.port, log_level=args.log_level, **kw)
     return 0
 
 
@@ -341,6 +349,8 @@ def parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8080)
     sv.add_argument("--log-level", default="info")
+    sv.add_argument("--workers", type=int, default=1,
+                    help="worker processes (PostgreSQL; the login address limit is then per worker)")
     sv.add_argument("--ssl-certfile")
     sv.add_argument("--ssl-keyfile")
     ca = sub.add_parser("create-admin", help="create an administrator (password from a prompt, or one line on stdin)")

@@ -15,6 +15,7 @@ make revocation and issuing safe on both back ends:
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from importlib import resources
 from typing import Callable, Iterator, TypeVar
@@ -31,7 +32,9 @@ _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detecte
 
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # one connection per worker thread (uvicorn runs sync endpoints on a pool of 40)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20,
+                               max_overflow=30, pool_timeout=60)
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn, _rec):  # pragma: no cover - exercised by every sqlite test
@@ -48,7 +51,7 @@ def _make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True)
+    return create_engine(url, pool_size=10, max_overflow=40, pool_timeout=60, pool_pre_ping=True)
 
 
 class Database:
@@ -58,6 +61,9 @@ class Database:
         self.url = url
         self.engine = _make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite serialises every transaction (BEGIN IMMEDIATE); inside one process a lock queues the
+        # threads instead of letting them poll the database file (busy_timeout still covers other processes)
+        self._local = threading.Lock() if self.is_sqlite else contextlib.nullcontext()
 
     @property
     def is_sqlite(self) -> bool:
@@ -66,7 +72,7 @@ class Database:
     @contextlib.contextmanager
     def tx(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on any exception."""
-        with self._sessions() as s, s.begin():
+        with self._local, self._sessions() as s, s.begin():
             yield s
 
     def run(self, fn: Callable[[Session], T], attempts: int = 6) -> T:

@@ -22,7 +22,7 @@ Uploading the same chunk again stores nothing and returns the same acknowledgeme
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from lockproto import Event, ProtocolError, journal_ack, open_chunk, verify_chain
@@ -85,14 +85,18 @@ def ingest_chunk(s: Session, vault: Vault, lock_id: str, payload: bytes, actor_i
         if epoch_after is None:
             raise Invalid(f"journal chain broken at record {err.detail}: a record was edited, dropped or "
                           "reordered; nothing was stored")
+        rows, battery = [], []
         for r in new:
             if r.event == Event.REKEYED:
                 used = r.arg
-            s.add(JournalRecord(lock_pk=lock.id, seq=r.seq, epoch=used, time=r.time, event=r.event, flags=r.flags,
-                                arg16=r.arg16, user_id=r.user_id, ticket_id=r.ticket_id, arg=r.arg,
-                                chain=r.chain.hex(), ingested_at=t))
+            rows.append(dict(lock_pk=lock.id, seq=r.seq, epoch=used, time=r.time, event=r.event, flags=r.flags,
+                             arg16=r.arg16, user_id=r.user_id, ticket_id=r.ticket_id, arg=r.arg,
+                             chain=r.chain.hex(), ingested_at=t))
             if r.event == Event.BATTERY:
-                s.add(BatterySample(lock_pk=lock.id, at=r.time, mv=r.arg16, pct=r.arg & 0xFF, source="journal"))
+                battery.append(dict(lock_pk=lock.id, at=r.time, mv=r.arg16, pct=r.arg & 0xFF, source="journal"))
+        s.execute(insert(JournalRecord), rows)  # one executemany, no ORM objects
+        if battery:
+            s.execute(insert(BatterySample), battery)
         if gap:
             s.add(JournalGap(lock_pk=lock.id, from_seq=gap[0], to_seq=gap[1], kind=gap[2], detected_at=t))
         lock.journal_seq = new[-1].seq

@@ -65,10 +65,12 @@ def store_key(s: Session, vault: Vault, lock: Lock, epoch: int, master: bytes, s
 class KeyRing:
     """The keys of one lock the server still holds, by epoch, opened from the vault on demand."""
 
-    def __init__(self, s: Session, vault: Vault, lock: Lock) -> None:
+    def __init__(self, s: Session | None, vault: Vault, lock: Lock, rows: list[LockKey] | None = None) -> None:
         self.lock = lock
         self.lid = bytes.fromhex(lock.lock_id)
-        self.rows = {r.epoch: r for r in s.execute(select(LockKey).where(LockKey.lock_pk == lock.id)).scalars()}
+        if rows is None:
+            rows = list(s.execute(select(LockKey).where(LockKey.lock_pk == lock.id)).scalars())
+        self.rows = {r.epoch: r for r in rows}
         self._vault = vault
         self._cache: dict[int, LockKeys] = {}
 

@@ -77,7 +77,6 @@ class Lock(Base):
     epoch: Mapped[int] = mapped_column(BigInteger)
     genesis_epoch: Mapped[int] = mapped_column(BigInteger)
     deny_version: Mapped[int] = mapped_column(BigInteger, default=1)
-    deny_overflow: Mapped[bool] = mapped_column(Boolean, default=False)
     # journal: the contiguous, verified prefix the server holds
     journal_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     journal_chain: Mapped[Optional[str]] = mapped_column(String(16))

@@ -236,7 +236,7 @@ def lock_health(s: Session, lock: Lock, t: int | None = None) -> dict:
         problems.append("journal backlog")
     if jams:
         problems.append(f"{jams} jams in 30 days")
-    if lock.deny_overflow:
+    if live_deny > 64:
         problems.append("deny list over capacity: re-key the lock")
     if lock.seen_at is None or lock.seen_at < t - 7 * 86400:
         problems.append("not seen by any phone for 7 days")

@@ -7,10 +7,12 @@ the pending REKEY message (over-the-air re-keys only) and the newest journal
 acknowledgement. Every ticket is written to the ``tickets`` table (the audit of keys
 issued) in the same transaction that produces it.
 
-Ordering against revocation (see :mod:`keyserver.db`): the staff row, then the
-phone row, then every lock row involved are locked before the grants are read the
-final time, so a revocation either commits first (and this bundle sees it) or waits
-for this bundle and then covers its tickets.
+Ordering against revocation (see :mod:`keyserver.db`): the staff row and the phone
+row are locked for update, then every lock row involved is locked shared, before the
+grants are read the final time. A revocation locks the same rows for update, so it
+either commits first (and this bundle sees it) or waits for this bundle and then
+covers its tickets; bundles of different carers for the same locks do not wait for
+each other.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from lockproto import Right, deny_list, issue_ticket, journal_ack
 
 from .errors import Forbidden, Invalid
 from .keystore import KeyRing, audit, now
-from .models import DenyEntry, Grant, GroupMember, Home, Lock, Phone, Rekey, Staff, Ticket
+from .models import DenyEntry, Grant, GroupMember, Home, Lock, LockKey, Phone, Rekey, Staff, Ticket
 from .settings import Settings
 from .vault import Vault
 
@@ -69,16 +71,16 @@ def current_deny(s: Session, lock: Lock, t: int) -> list[tuple[int, int, int]]:
     return [(r.kind, r.ident, r.expires) for r in rows]
 
 
-def signed_deny_list(s: Session, ring: KeyRing, epoch: int, t: int) -> str:
+def signed_deny_list(s: Session, ring: KeyRing, epoch: int, t: int,
+                     entries: list[tuple[int, int, int]] | None = None) -> str:
     """The lock's deny list at its current version, MACed under ``epoch`` (hex).
 
     More than 64 live entries cannot be carried (protocol §5.2): the 64 with the latest
-    expiry go out and the lock is flagged ``deny_overflow`` for IT (lock health); a
-    re-key ends the exposure, since every older ticket then fails with WRONG_EPOCH.
+    expiry go out and lock health reports the overflow to IT; a re-key ends the exposure,
+    since every older ticket then fails with WRONG_EPOCH.
     """
-    entries = current_deny(s, ring.lock, t)
+    entries = current_deny(s, ring.lock, t) if entries is None else entries
     if len(entries) > 64:
-        ring.lock.deny_overflow = True
         entries = entries[:64]
     return deny_list(ring.full(epoch), ring.lock.deny_version, entries).hex()
 
@@ -110,7 +112,8 @@ def issue_bundle(s: Session, vault: Vault, settings: Settings, staff_id: int, ph
     phone.last_seen_at = t
 
     wanted = sorted({pk for g in grants_for(s, staff.id, start, end) for pk in locks_of_grant(s, g)})
-    locks = list(s.execute(select(Lock).where(Lock.id.in_(wanted)).order_by(Lock.id).with_for_update())
+    # shared row locks: bundles for the same locks run side by side, a revocation (FOR UPDATE) waits for them
+    locks = list(s.execute(select(Lock).where(Lock.id.in_(wanted)).order_by(Lock.id).with_for_update(read=True))
                  .unique().scalars()) if wanted else []
     # re-read under the row locks: a grant revoked meanwhile is gone now
     grants = grants_for(s, staff.id, start, end)
@@ -119,49 +122,66 @@ def issue_bundle(s: Session, vault: Vault, settings: Settings, staff_id: int, ph
         for pk in locks_of_grant(s, g):
             by_lock.setdefault(pk, []).append(g)
 
-    out = []
-    issued = []
+    ids = [lk.id for lk in locks]
+    key_rows: dict[int, list[LockKey]] = {}
+    pendings: dict[int, Rekey] = {}
+    deny: dict[int, list[tuple[int, int, int]]] = {}
+    if ids:  # three queries for all locks, not three per lock
+        for row in s.execute(select(LockKey).where(LockKey.lock_pk.in_(ids))).scalars():
+            key_rows.setdefault(row.lock_pk, []).append(row)
+        for r in s.execute(select(Rekey).where(Rekey.lock_pk.in_(ids), Rekey.state == "pending")).scalars():
+            pendings[r.lock_pk] = r
+        for d in s.execute(select(DenyEntry).where(DenyEntry.lock_pk.in_(ids), DenyEntry.expires > t)
+                           .order_by(DenyEntry.expires.desc(), DenyEntry.id)).scalars():
+            deny.setdefault(d.lock_pk, []).append((d.kind, d.ident, d.expires))
+
+    # first every ticket row (one INSERT round for all: the ids are the protocol's ticket ids) ...
+    plan = []
     for lock in locks:
-        gs = by_lock.get(lock.id)
-        if not gs:
-            continue
-        ring = KeyRing(s, vault, lock)
-        pending = s.execute(select(Rekey).where(Rekey.lock_pk == lock.id, Rekey.state == "pending")).scalar_one_or_none()
-        epochs = [lock.epoch]
-        if pending is not None and not pending.onsite:
-            epochs.append(pending.new_epoch)
-        entry = {"lock_id": lock.lock_id, "home_id": lock.home_id, "epochs": epochs, "tickets": [],
-                 "deny_lists": {}, "deny_version": lock.deny_version, "rekey": None, "journal_ack": None,
-                 "journal_from_seq": lock.journal_seq + 1}
+        pending = pendings.get(lock.id)
+        epochs = [lock.epoch] + ([pending.new_epoch] if pending is not None and not pending.onsite else [])
         for epoch in epochs:
-            keys = ring.full(epoch)
-            for g in gs:
+            for g in by_lock.get(lock.id, []):
                 nb, na = max(start, g.valid_from), min(end, g.valid_until or end)
                 if nb >= na:
                     continue
                 win = (g.win_start, g.win_end, g.win_days, tz_offset_minutes(settings, nb)) if g.win_days else (0, 0, 0, 0)
                 row = Ticket(lock_pk=lock.id, epoch=epoch, staff_id=staff.id, phone_id=phone.id, grant_id=g.id,
                              not_before=nb, not_after=na, issued_at=t, rights=g.rights)
-                s.add(row)
-                s.flush()
-                ticket, k_t = issue_ticket(keys, ticket_id=row.id, user_id=staff.id, not_before=nb, not_after=na,
-                                           issued_at=t, rights=g.rights, win_start=win[0], win_end=win[1],
-                                           win_days=win[2], tz_offset=win[3])
-                row.record = ticket.encode().hex()
-                issued.append(row.id)
-                entry["tickets"].append({
-                    "ticket_id": row.id, "epoch": epoch, "ticket": row.record, "k_t": k_t.hex(),
-                    "not_before": nb, "not_after": na, "rights": g.rights, "grant_id": g.id, "kind": g.kind,
-                    "win_start": win[0], "win_end": win[1], "win_days": win[2], "tz_offset": win[3]})
-            entry["deny_lists"][str(epoch)] = signed_deny_list(s, ring, epoch, t)
-        if pending is not None and not pending.onsite:
-            entry["rekey"] = {"old_epoch": pending.old_epoch, "new_epoch": pending.new_epoch,
-                              "message": pending.message}
-        if lock.journal_seq and lock.journal_chain:
-            entry["journal_ack"] = journal_ack(ring.full(lock.epoch), lock.journal_seq,
-                                               bytes.fromhex(lock.journal_chain)).hex()
-        if entry["tickets"]:
-            out.append(entry)
+                plan.append((lock, epoch, g, win, row))
+    s.add_all([p[4] for p in plan])
+    s.flush()
+
+    # ... then the ticket records and K_T, the deny lists and what else each lock needs relayed
+    out: dict[int, dict] = {}
+    rings: dict[int, KeyRing] = {}
+    issued = []
+    for lock, epoch, g, win, row in plan:
+        ring = rings.get(lock.id) or rings.setdefault(lock.id, KeyRing(None, vault, lock, key_rows.get(lock.id, [])))
+        ticket, k_t = issue_ticket(ring.full(epoch), ticket_id=row.id, user_id=staff.id, not_before=row.not_before,
+                                   not_after=row.not_after, issued_at=t, rights=g.rights, win_start=win[0],
+                                   win_end=win[1], win_days=win[2], tz_offset=win[3])
+        row.record = ticket.encode().hex()
+        issued.append(row.id)
+        entry = out.get(lock.id)
+        if entry is None:
+            pending = pendings.get(lock.id)
+            epochs = [lock.epoch] + ([pending.new_epoch] if pending is not None and not pending.onsite else [])
+            entry = out[lock.id] = {
+                "lock_id": lock.lock_id, "home_id": lock.home_id, "epochs": epochs, "tickets": [],
+                "deny_version": lock.deny_version,
+                "deny_lists": {str(e): signed_deny_list(s, ring, e, t, deny.get(lock.id, [])) for e in epochs},
+                "rekey": ({"old_epoch": pending.old_epoch, "new_epoch": pending.new_epoch, "message": pending.message}
+                          if len(epochs) > 1 else None),
+                "journal_ack": (journal_ack(ring.full(lock.epoch), lock.journal_seq,
+                                            bytes.fromhex(lock.journal_chain)).hex()
+                                if lock.journal_seq and lock.journal_chain else None),
+                "journal_from_seq": lock.journal_seq + 1}
+        entry["tickets"].append({
+            "ticket_id": row.id, "epoch": epoch, "ticket": row.record, "k_t": k_t.hex(),
+            "not_before": row.not_before, "not_after": row.not_after, "rights": g.rights, "grant_id": g.id,
+            "kind": g.kind, "win_start": win[0], "win_end": win[1], "win_days": win[2], "tz_offset": win[3]})
+    out = [out[lk.id] for lk in locks if lk.id in out]
     audit(s, "bundle.issue", f"phone:{phone.id}", actor_id=staff.id, at=t, staff=staff.id, tickets=issued,
           start=start, end=end)
     return {"staff_id": staff.id, "phone_id": phone.id, "issued_at": t, "start": start, "end": end,

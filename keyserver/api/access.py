@@ -59,7 +59,7 @@ def register_lock(s, vault, body: LockIn, actor_id: int | None) -> Lock:
         raise NotFound(f"no home {body.home_id}")
     t = now()
     lk = Lock(lock_id=body.lock_id, home_id=body.home_id, board=body.board, epoch=body.epoch,
-              genesis_epoch=body.epoch, journal_epoch=body.epoch, deny_version=1, deny_overflow=False,
+              genesis_epoch=body.epoch, journal_epoch=body.epoch, deny_version=1,
               journal_seq=0, created_at=t)
     s.add(lk)
     s.flush()

@@ -86,7 +86,6 @@ def upgrade() -> None:
     sa.Column('epoch', sa.BigInteger(), nullable=False),
     sa.Column('genesis_epoch', sa.BigInteger(), nullable=False),
     sa.Column('deny_version', sa.BigInteger(), nullable=False),
-    sa.Column('deny_overflow', sa.Boolean(), nullable=False),
     sa.Column('journal_seq', sa.BigInteger(), nullable=False),
     sa.Column('journal_chain', sa.String(length=16), nullable=True),
     sa.Column('journal_epoch', sa.BigInteger(), nullable=False),
