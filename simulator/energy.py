@@ -62,8 +62,8 @@ SOURCES = {
            "current curves and summarised at kurokatta.org/grumble/2019/01/lithium-aa-batteries: "
            "about 3000 mAh at 25 mA, 2600 mAh at 100 mA, 1600 mAh at 500 mA, 1000 mAh at 1 A",
     "l91": "Energizer L91 (AA lithium/FeS2) datasheet: 3500 mAh rated at 25 mA; about 3000 mAh at 1 A",
-    "firmware": "this repository's firmware (locksleep: asleep 3 s after the last change and 35 s "
-                "after a phone session began, whichever is later)",
+    "firmware": "this repository's firmware (locksleep: asleep 3 s after the last change, and 3 s after "
+                "the phone hung up or 35 s after its session began if it stays connected)",
     "assumed": "ASSUMPTION (no published MicroPython figure found): to be measured on a unit",
 }
 
@@ -244,18 +244,18 @@ def profile_mas(chip: str, variant: str, profile: str, board: dict, st: DayStats
     if profile == "always_listening":
         return ble * DAY_S + (conn - ble) * session + motor
     # one wake per episode: boot, advertise for the phone (the button needs none), the session,
-    # awake with BLE on until the relock and the settle (and for a phone at least the session
-    # hold, as locksleep does); asleep the rest of the day
+    # awake with BLE on until the relock and the settle (and, if the phone stays connected, at
+    # least the session hold, as locksleep does); asleep the rest of the day
     wakes = len(st.episodes)
     settle, hold = t["settle_s"].value, t["session_hold_s"].value
-    if profile == "deep_sleep_disconnect":
-        hold = 0.0  # the unit would sleep once the phone disconnects (needs the BLE link to say so)
+    if profile == "deep_sleep":
+        hold = 0.0  # the phone hangs up after its RESULT: the link closes the session, the hold ends
     awake_s = sum(max(max(0, b - a) + settle, hold if by_phone else 0) for a, b, by_phone in st.episodes)
     boot_s = wakes * t["boot_s"].value
     adv_s = st.sessions * t["adv_wait_s"].value
     q = boot_s * awake + adv_s * ble + session * conn + awake_s * ble + motor
     up = boot_s + adv_s + session + awake_s
-    if profile in ("deep_sleep", "deep_sleep_disconnect"):
+    if profile in ("deep_sleep", "deep_sleep_lingering"):
         return q + sleep * max(0.0, DAY_S - up)
     if profile == "duty_cycle":
         # timer wakes to advertise for a moment, so a phone can connect without a touch
@@ -266,7 +266,7 @@ def profile_mas(chip: str, variant: str, profile: str, board: dict, st: DayStats
     raise ValueError(f"unknown profile {profile}")
 
 
-PROFILES = ("always_listening", "deep_sleep", "deep_sleep_disconnect", "duty_cycle")
+PROFILES = ("always_listening", "deep_sleep", "deep_sleep_lingering", "duty_cycle")
 VARIANTS = ("devkit", "module")
 
 

@@ -44,21 +44,21 @@ def test_a_quiet_day_in_deep_sleep_is_the_sleep_floor():
     assert dev / 3600 == pytest.approx(3.8 * 24)  # the dev board's own measured floor
 
 
-def test_one_opening_in_deep_sleep_by_hand():
-    """One phone wake of 10 s to the relock, two motions of 1.3 s each."""
+def test_one_opening_with_a_lingering_phone_by_hand():
+    """One phone wake of 10 s to the relock, two motions of 1.3 s each; the phone stays connected."""
     st = quiet(motions=2, motor_ms=2600, episodes=[(1000, 1010, True)], sessions=1)
     # boot 1 s x 43 + advertise 1 s x 110 + session 0.5 s x 120 + awake 35 s x 110 (the session
     # hold outlasts 10 s + 3 s settle) + motor: 2 x 0.1 s at 900 (the end stop) + 2.4 s at 250;
     # asleep the other 86400 - 37.5 s
     want = 43 + 110 + 60 + 3850 + 180 + 600 + (86400 - 37.5) * PCB_SLEEP
-    assert energy.profile_mas("esp32", "module", "deep_sleep", SIM, st) == pytest.approx(want)
+    assert energy.profile_mas("esp32", "module", "deep_sleep_lingering", SIM, st) == pytest.approx(want)
 
 
-def test_a_disconnect_aware_unit_skips_the_session_hold():
+def test_one_opening_in_deep_sleep_by_hand():
     st = quiet(motions=2, motor_ms=2600, episodes=[(1000, 1010, True)], sessions=1)
-    # as above, but awake only 10 s + 3 s settle after the wake
+    # the phone hangs up: awake only 10 s + 3 s settle after the wake
     want = 43 + 110 + 60 + 1430 + 780 + (86400 - 15.5) * PCB_SLEEP
-    assert energy.profile_mas("esp32", "module", "deep_sleep_disconnect", SIM, st) == pytest.approx(want)
+    assert energy.profile_mas("esp32", "module", "deep_sleep", SIM, st) == pytest.approx(want)
 
 
 def test_a_button_wake_has_no_session_hold():

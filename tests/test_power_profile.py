@@ -1,9 +1,9 @@
 """The deep-sleep power profile on a whole unit (lockapp + locksleep) under MicroPython.
 
 A unit in the profile powers down once it is locked, at rest, with the door closed, 3 s
-after the last change and 35 s after the last phone session began; the inside button (its
-board's wake pin) boots it again, and that press counts as the press; the RTC keeps the
-time across the sleep.
+after the last change and 35 s after the last phone session began, or 3 s after the
+session closed (the phone hung up); the inside button (its board's wake pin) boots it
+again, and that press counts as the press; the RTC keeps the time across the sleep.
 """
 
 from __future__ import annotations
@@ -75,3 +75,37 @@ def test_a_factory_unit_stays_awake_for_its_cable(w):
     u = Unit(w, uid(), provision=False)
     u.run(60_000)
     assert not sleep(u)["asleep"]
+
+
+def test_a_closed_session_ends_the_hold(w):
+    u = Unit(w, uid())
+    u.run(1_000)
+    res = u.connect(u.ticket(), [(Op.STATUS, b"")])
+    assert res[0].status == Err.OK
+    u.run(10_000)
+    assert not sleep(u)["asleep"]   # the phone may still send: held
+    u.call("close_session")         # it hung up
+    u.run(2_000)
+    assert not sleep(u)["asleep"]
+    u.run(2_000)
+    assert sleep(u)["asleep"]       # 3 s after the close, not 35 s after the start
+
+
+@pytest.fixture(scope="module")
+def ble():
+    paths = [ROOT / "tests" / "mpy", ROOT / "simulator" / "sim_aioble"]
+    with mpyhost.Worker(["sleepble"], paths=paths, heapsize="4m") as worker:
+        yield worker
+
+
+def test_over_ble_the_unit_sleeps_when_the_phone_hangs_up(ble):
+    """lockble closes the session when the phone disconnects: asleep a settle after the relock."""
+    out = ble.call("sleepble.run", str(ROOT / "boards"), True)
+    assert out["status"] == Err.OK and out["asleep"] and out["bolt"] == 0
+    # unlock 1.3 s, relock after 1 s, 1.3 s, 3 s settle
+    assert 4_000 <= out["slept_at"] - out["unlocked_at"] <= 8_000
+
+
+def test_over_ble_a_phone_that_stays_connected_holds_the_unit_awake(ble):
+    out = ble.call("sleepble.run", str(ROOT / "boards"), False, 8000)
+    assert out["status"] == Err.OK and not out["asleep"] and out["bolt"] == 0

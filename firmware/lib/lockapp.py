@@ -149,9 +149,22 @@ class DoorUnit:
         return E_OK
 
     def session(self):
-        if self._sleeper is not None:
-            self._sleeper.activity(self._ms)
-        return locksession.LockSession(self.ctx)
+        s = locksession.LockSession(self.ctx)
+        sl = self._sleeper
+        if sl is not None:
+            # the deep-sleep profile holds the unit awake while a session may go on;
+            # the transport's close() (the phone hung up) ends the hold
+            sl.opened(self._ms)
+            close = s.close
+            done = []
+
+            def closed():
+                close()
+                if not done:
+                    done.append(1)
+                    sl.closed(self._ms)
+            s.close = closed
+        return s
 
     def advert(self):
         # (lock id, battery %, flags) for the advertisement

@@ -4,7 +4,9 @@
 # due() is True once the bolt is LOCKED and at rest, the motor off, the door
 # closed, and quiet: settle_ms since the last change (bolt state, door,
 # journal head) and session_ms since the last session started (a phone may
-# send its next message up to 30 s later). The owner then saves what must
+# send its next message up to 30 s later), unless every session that started
+# has closed since (the transport closes it when the phone disconnects):
+# then settle_ms after the last close. The owner then saves what must
 # survive and calls hw.sleep(); the board's wake pin boots the unit again.
 from lockcodes import B_LOCKED
 
@@ -26,14 +28,23 @@ class Sleeper:
         self._state = -1
         self._door = None
         self._head = -1
+        self._open = 0
 
     def _hold(self, until):
         if until > self._until:
             self._until = until
 
-    def activity(self, now):
+    def opened(self, now):
         # a session started
+        self._open += 1
         self._hold(now + self.session_ms)
+
+    def closed(self, now):
+        # a session ended: once none is open, the hold shrinks to the settle
+        self._open -= 1
+        if self._open <= 0:
+            self._open = 0
+            self._until = now + self.settle_ms
 
     def due(self, now, state, motor, door_closed, head):
         if state != self._state or door_closed != self._door or head != self._head:

@@ -174,6 +174,12 @@ class SleepBench(BattBench):
         self._poll(u)
         return resp
 
+    def close_session(self, u):
+        # the transport ends the connection (the phone hung up): lockble and
+        # lockserial call close() when a connection ends
+        self.units[u]["session"].close()
+        self.units[u]["session"].close()  # twice: counted once
+
     def sleep_status(self, u):
         # while asleep the unit's objects are dead (the strict twin): the world only
         d = self.units[u]

@@ -1,0 +1,85 @@
+# Runs under MicroPython (simulator/sim_aioble on the path): a door unit in the
+# deep-sleep profile behind lockble; a simulated phone unlocks and hangs up. The
+# link closes the session when the phone disconnects, so the unit powers down a
+# settle after the relock, not the 35 s a session may otherwise last.
+import asyncio
+import struct
+import lockhal
+import lockhal_sim
+import lockapp
+import lockble
+import lockcrypto
+import lockfrag
+import lockwire
+import aioble
+import bluetooth
+from lockkeys import RamKV
+from lockjournal import RamRecords
+
+_NOW = 1767225600
+_LOCK_ID = b"LK\x00\x00\x00\x00\x00\x43"
+_MASTER = bytes(range(9, 41))
+
+
+async def _message(conn, ms=3000):
+    r = lockfrag.Reassembler()
+    while True:
+        msg = r.feed(await conn.notified(bluetooth.UUID(lockble.TX_UUID), ms))
+        if msg is not None:
+            return msg
+
+
+def run(boards, hang_up, wait_ms=12000):
+    board = lockhal.load_board("sim", boards)
+    board["power_profile"] = "deep_sleep"
+    world = lockhal_sim.SimWorld(board)
+    unit = lockapp.DoorUnit(lockhal.wire(board, lockhal_sim.SimHal(world)), RamKV(), RamRecords(256))
+    unit.provision(_LOCK_ID, 1, _MASTER, _NOW)
+    unit.mech.set_config(unopened_relock_s=1)  # relock soon: the test runs in real time
+    radio = aioble.Radio()
+    link = lockble.BleLink(aioble.bind(radio), unit.session, unit.advert, uuid=bluetooth.UUID, adv_ms=200)
+    out = {"slept_at": None}
+
+    async def world_clock():
+        while not world.sleeping:
+            world.advance(10)
+            await asyncio.sleep_ms(10)
+        out["slept_at"] = world.ms
+
+    async def phone():
+        p = aioble.SimPhone(radio, mtu=185)
+        await asyncio.sleep_ms(100)
+        ads = p.scan()
+        conn = await p.connect(ads[0].addr, 2000)
+        hello = await _message(conn)
+        ticket = struct.pack(">B8sIIIIIIBHHBh", 1, _LOCK_ID, 1, 9, 77, _NOW - 60, _NOW + 3600, _NOW - 60,
+                             1, 0, 0, 0, 0)
+        nonce_p = b"\x33" * 16
+        ks = lockcrypto.session_key(lockcrypto.ticket_key(unit.keystore.keys.tk, ticket), hello[15:31], nonce_p)
+        body = lockwire.encode_auth_body(1, ticket, nonce_p, 1)
+        auth = body + lockcrypto.fmac(ks, 0x50, 0, lockcrypto.sha256(hello) + body)
+        for f in lockfrag.fragment(auth, conn.mtu or 23):
+            await conn.write(bluetooth.UUID(lockble.RX_UUID), f)
+        resp = await _message(conn)
+        out["status"] = resp[6] if resp[0] == 3 else -resp[1]
+        out["unlocked_at"] = world.ms
+        if hang_up:
+            await conn.disconnect()
+        t = 0
+        while not world.sleeping and t < wait_ms:
+            await asyncio.sleep_ms(100)
+            t += 100
+
+    async def main():
+        clock = asyncio.create_task(world_clock())
+        runner = asyncio.create_task(unit.run([link]))
+        await phone()
+        link.stop()
+        runner.cancel()
+        clock.cancel()
+        await asyncio.sleep_ms(50)
+
+    asyncio.run(main())
+    out["asleep"] = world.sleeping
+    out["bolt"] = world.bolt
+    return out
