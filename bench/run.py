@@ -187,10 +187,20 @@ def main() -> int:
     if battery is None:
         return 1
     result.update(battery)
+    result["keyserver"] = keyserver_bench()
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
     return 0
+
+
+
+def keyserver_bench() -> list[dict]:
+    """The key server as a real process (bench/ks_bench.py): bundles at 100 phones, journal ingest."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import ks_bench
+
+    return ks_bench.main([])
 
 
 if __name__ == "__main__":
