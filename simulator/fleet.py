@@ -165,6 +165,8 @@ class Fleet:
         self.seed = seed
         self.procs: list[subprocess.Popen] = []
         self.clients: list[HostClient] = []
+        self._pools: dict[int, list[HostClient]] = {}
+        self._turn = 0
 
     # ---- processes ----
 
@@ -225,6 +227,7 @@ class Fleet:
 
     async def stop(self) -> None:
         """Persist every lock's world and end the hosts."""
+        await self.close_pools()
         for c in self.clients:
             try:
                 await c.call("shutdown")
@@ -267,6 +270,22 @@ class Fleet:
 
     def client(self, lock: str) -> HostClient:
         return self.clients[self.host_of(lock)]
+
+    def pooled(self, host: int, size: int = 24) -> HostClient:
+        """One of ``size`` shared connections to ``host`` (phones' radio requests name their
+        phone, so any connection carries any phone; a host hears a bounded number)."""
+        pool = self._pools.setdefault(host, [])
+        self._turn += 1
+        if len(pool) < size:
+            pool.append(HostClient(self.state.hosts[host]["port"]))
+            return pool[-1]
+        return pool[self._turn % size]
+
+    async def close_pools(self) -> None:
+        for pool in self._pools.values():
+            for c in pool:
+                await c.close()
+        self._pools = {}
 
     def port_of(self, lock: str) -> int:
         return self.state.hosts[self.host_of(lock)]["port"]

@@ -7,8 +7,8 @@ fleet host that holds the lock, on the same radio hub as the lock, driven over t
 host's control connection (``phone_*`` requests, docs/simulator.md). So range, latency,
 loss and connection drops act on the phone exactly as on a lock, and the bytes the
 phone writes are fragmented and reassembled by the host protocol library, not by
-firmware code. A phone holds one control connection per fleet host it has used, so
-many phones work concurrently.
+firmware code. Requests name their phone, so phones share a bounded pool of
+connections per host (``Fleet.pooled``) and many work concurrently.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ class CarerPhone:
         h = self.fleet.host_of(lock)
         r = self._radios.get(h)
         if r is None:
-            c = await HostClient(self.fleet.state.hosts[h]["port"]).open()
+            c = self.fleet.pooled(h)
             pid = (await c.call("phone_new", mtu=self.mtu, x=self.where[0], y=self.where[1]))["phone"]
             r = self._radios[h] = (c, pid)
         return r
@@ -152,7 +152,6 @@ class CarerPhone:
                 await c.call("phone_forget", phone=pid)
             except FleetError:
                 pass
-            await c.close()
         self._radios = {}
 
     async def walk_to(self, lock: str, offset: float = 2.0) -> None:
