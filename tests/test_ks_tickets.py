@@ -203,3 +203,17 @@ def test_hello_hints_update_lock_health(ks, fw):
     ks.call("POST", "/api/v1/phone/hello", token, 422, json={"hello": "0102"})
     health = ks.call("GET", "/api/v1/reports/health", ks.admin, 200).json()[0]
     assert health["time_uncertain"] is True and health["seen_at"] is not None
+
+
+def test_factory_reset_consent_is_admin_only_and_audited(ks):
+    from lockproto.provision import factory_reset_statement
+
+    w = build_world(ks)
+    nonce = bytes(range(16))
+    body = {"epoch": 1, "nonce": nonce.hex()}
+    carer = ks.login("anna", CARER_PW)
+    ks.call("POST", f"/api/v1/locks/{w.locks[0]}/factory-reset", carer, 403, json=body)
+    r = ks.call("POST", f"/api/v1/locks/{w.locks[0]}/factory-reset", ks.admin, 200, json=body).json()
+    assert bytes.fromhex(r["statement"]) == factory_reset_statement(w.keys[0], nonce)
+    ks.call("POST", f"/api/v1/locks/{w.locks[0]}/factory-reset", ks.admin, 422, json={**body, "epoch": 2})
+    assert ks.call("GET", "/api/v1/audit?action=lock.factory_reset", ks.admin, 200).json()[0]["detail"]["epoch"] == 1

@@ -13,7 +13,7 @@ from ..keystore import audit, get_lock, lock_id_bytes, now, store_key
 from ..models import AuditEntry, District, Grant, Group, Home, Lock, PlannedVisit, Staff, Ticket
 from ..tickets import alarm_grant_window, validate_grant_fields
 from .deps import STAFF, require, state
-from .schemas import AlarmIn, GrantIn, HomeIn, LockIn, LockPatch, PlanIn, ProofIn, Reason, RekeyIn
+from .schemas import AlarmIn, FactoryResetIn, GrantIn, HomeIn, LockIn, LockPatch, PlanIn, ProofIn, Reason, RekeyIn
 
 router = APIRouter(prefix="/api/v1")
 
@@ -220,6 +220,24 @@ def onsite_proof(lock_id: str, body: ProofIn, request: Request, p=require("admin
         raise Invalid("lock_id in the path and the body differ")
     st = state(request)
     return st.db.run(lambda s: rekey.prove(s, st.vault, lock_id.lower(), bytes.fromhex(body.proof), p.staff_id))
+
+
+@router.post("/locks/{lock_id}/factory-reset", tags=["locks"],
+             summary="The server's consent to a factory reset (FACTORY_RESET args), bound to one HELLO; audited")
+def factory_reset(lock_id: str, body: FactoryResetIn, request: Request, p=require("admin")):
+    from lockproto.provision import factory_reset_statement
+
+    from ..keystore import KeyRing
+
+    st = state(request)
+    with st.db.tx() as s:
+        lk = get_lock(s, lock_id)
+        ring = KeyRing(s, st.vault, lk)
+        if body.epoch < lk.epoch or ring.state(body.epoch) not in ("active", "pending", "cancelled"):
+            raise Invalid(f"lock {lk.lock_id} is not at epoch {body.epoch} as far as the server knows")
+        statement = factory_reset_statement(ring.full(body.epoch), bytes.fromhex(body.nonce))
+        audit(s, "lock.factory_reset", f"lock:{lk.lock_id}", actor_id=p.staff_id, epoch=body.epoch)
+    return {"lock_id": lk.lock_id, "epoch": body.epoch, "statement": statement.hex()}
 
 
 @router.post("/integration/alarm-keys", tags=["integration"], status_code=201,

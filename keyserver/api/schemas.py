@@ -140,6 +140,16 @@ class TimeTokenIn(LockRef):
         return _hex(v, 16, "nonce")
 
 
+class FactoryResetIn(Body):
+    epoch: int = Field(ge=1, le=0xFFFFFFFF)
+    nonce: str = Field(description="nonce_L of the lock's HELLO on this connection (16 bytes hex)")
+
+    @field_validator("nonce")
+    @classmethod
+    def _n(cls, v: str) -> str:
+        return _hex(v, 16, "nonce")
+
+
 class JournalIn(LockRef):
     chunk: str = Field(description="the JOURNAL_READ payload (export chunk) as hex", max_length=2 * 600)
 
