@@ -70,14 +70,6 @@ def setup_world(api, n_locks=3, carers=("anna",), phones=1):
     return admin, locks, keys, people
 
 
-def deny_map(api, admin):
-    """(kind, ident) -> expires per lock, from the server's own tables through the export CLI equivalent."""
-    out = {}
-    for t in api("GET", "/api/v1/audit?action=revoke&limit=10000", admin, 200).json():
-        out.setdefault(t["subject"], t)
-    return out
-
-
 def test_revoke_never_races_an_issue(server, tmp_path):
     api = Api(server.base)
     admin, locks, _, people = setup_world(api, n_locks=3, carers=("anna",), phones=6)
@@ -119,6 +111,49 @@ def test_revoke_never_races_an_issue(server, tmp_path):
     assert len(audit) == 1 and set(audit[0]["detail"]["tickets"]) == {t["ticket_id"] for t in tickets
                                                                     if t["not_after"] > 0}
     assert set(audit[0]["detail"]["deny_versions"]) == set(locks)
+
+
+def test_grant_revoke_never_races_an_issue(server):
+    # bundles of different carers for the same locks share the lock rows; the grant revocation must still
+    # wait for every one in flight and cover its tickets
+    api = Api(server.base)
+    admin, locks, _, _ = setup_world(api, n_locks=4, carers=())
+    d = api("GET", "/api/v1/districts", admin, 200).json()[0]["id"]
+    g = api("POST", "/api/v1/groups", admin, 201, json={"name": "night", "district_id": d}).json()["id"]
+    grant = api("POST", "/api/v1/grants", admin, 201, json={"group_id": g, "district_id": d}).json()["id"]
+    phones = []
+    for i in range(3):
+        sid = api("POST", "/api/v1/staff", admin, 201, json={"username": f"n{i}", "role": "carer"}).json()["id"]
+        api("POST", f"/api/v1/groups/{g}/members", admin, 201, json={"staff_id": sid})
+        phones += [api("POST", "/api/v1/phones", admin, 201, json={"staff_id": sid}).json()["token"] for _ in range(2)]
+    results, stop, marks = [], threading.Event(), {}
+
+    def issuer(tok):
+        c = Api(server.base)
+        while not stop.is_set():
+            sent = time.monotonic()
+            r = c("POST", "/api/v1/phone/bundle", tok, 200, json={})
+            results.append((sent, [t["grant_id"] for e in r.json()["locks"] for t in e["tickets"]]))
+
+    threads = [threading.Thread(target=issuer, args=(p,)) for p in phones]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    r = api("POST", f"/api/v1/grants/{grant}/revoke", admin, 200, json={}).json()
+    marks["at"] = time.monotonic()
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    before = [x for x in results if x[0] < marks["at"] and x[1]]
+    after = [x for x in results if x[0] > marks["at"]]
+    assert len(before) >= 6 and after
+    assert all(grant not in ids for _, ids in after)
+    tickets = api("GET", "/api/v1/tickets?limit=10000", admin, 200).json()
+    of_grant = {t["ticket_id"] for t in tickets if t["grant_id"] == grant}
+    audit = api("GET", "/api/v1/audit?action=revoke.grant", admin, 200).json()[0]
+    assert set(audit["detail"]["tickets"]) == of_grant and r["tickets"] == len(of_grant)
+    assert set(audit["detail"]["deny_versions"]) == set(locks)
 
 
 def _journal_chunks(keys, n_chunks, per=8):
