@@ -64,9 +64,9 @@ def visits_of_lock(records: list[JournalRecord]) -> list[tuple[int, int, int | N
             close(cur, cur[2])
             cur = None
         if r.event == Event.UNLOCK and r.user_id:
-            if cur is not None and cur[0] == r.user_id:
+            if cur is not None and cur[0] == r.user_id and cur[2] is None:
                 cur[3] = cur[3] or unc
-                continue
+                continue  # unlocked again before the door was closed: the same visit
             if cur is not None:
                 close(cur, cur[2])
             cur = [r.user_id, r.time, None, unc]

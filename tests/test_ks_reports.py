@@ -223,3 +223,11 @@ def test_csv_import_and_export(db_url, key_file, tmp_path):
     for f in out.iterdir():
         text = f.read_text()
         assert key not in text and "argon2" not in text
+
+def test_a_second_visit_by_the_same_carer_is_a_visit_of_its_own():
+    t = 1_700_000_000
+    evs = [(Event.UNLOCK, 5, 0), (Event.DOOR_OPEN, 0, 5), (Event.DOOR_CLOSED, 0, 1500), (Event.AUTO_RELOCK, 0, 1505),
+           (Event.UNLOCK, 5, 7200), (Event.DOOR_OPEN, 0, 7205), (Event.DOOR_CLOSED, 0, 7800),
+           (Event.AUTO_RELOCK, 0, 7805)]
+    recs = [R(seq=i + 1, time=t + dt, event=ev, user_id=u, flags=0) for i, (ev, u, dt) in enumerate(evs)]
+    assert [(v0 - t, v1 - t) for _, v0, v1, _ in visits_of_lock(recs)] == [(0, 1505), (7200, 7805)]
