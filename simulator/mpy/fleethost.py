@@ -86,6 +86,7 @@ class Host:
         self.uuid_tx = bluetooth.UUID(lockble.TX_UUID)
         self.adv_ms = 10000
         self.polls = 0
+        self.dirty = set()        # locks touched since the last periodic save
         self.prof = {}            # op -> [requests, microseconds handling them]
         self.sweep_us = 0
 
@@ -167,6 +168,7 @@ class Host:
 
     def touch(self, lk):
         # bring a lock to the host's time before anything acts on it
+        self.dirty.add(lk.name)
         try:
             lk.sync(self.now())
         except PowerCut:
@@ -200,14 +202,16 @@ class Host:
                     # catches it up first: with the clock standing still, or idle, it rests
                     self.active.discard(name)
             if ticks_diff(ticks_ms(), last_save) > _SAVE_MS:
-                self.save()
+                self.save(self.dirty)
+                self.dirty = set()
                 last_save = ticks_ms()
             self.sweep_us += ticks_diff(ticks_us(), t0)
             await asyncio.sleep_ms(_SWEEP_MS)
 
-    def save(self):
+    def save(self, names=None):
+        # every lock's world (or those named) to its world.json
         now = self.now()
-        for lk in self.locks.values():
+        for lk in (self.locks.values() if names is None else [self.locks[n] for n in names]):
             try:
                 lk.sync(now)
             except PowerCut:

@@ -15,6 +15,8 @@ class HubRadio(aioble.Radio):
         self.drop = drop          # probability a write or notification drops the link
         self.range_m = range_m
         self.where = {}           # stack address -> (x, y) of its lock, metres
+        self._grid = {}           # (x // range_m, y // range_m) -> addresses: scans look nearby only
+        self._cell = max(1.0, self.range_m)
         self.on_connect = on_connect
         self.lost = 0
         self.dropped_links = 0
@@ -22,7 +24,24 @@ class HubRadio(aioble.Radio):
             random.seed(seed)
 
     def place(self, addr, x, y):
-        self.where[bytes(addr)] = (x, y)
+        addr = bytes(addr)
+        old = self.where.get(addr)
+        if old is not None:
+            self._grid.get(self._key(old[0], old[1]), set()).discard(addr)
+        self.where[addr] = (x, y)
+        self._grid.setdefault(self._key(x, y), set()).add(addr)
+
+    def _key(self, x, y):
+        return (int(x // self._cell), int(y // self._cell))
+
+    def _regrid(self):
+        # range_m changed: rebuild the grid for the new cell size
+        self._cell = max(1.0, self.range_m)
+        pts = self.where
+        self.where = {}
+        self._grid = {}
+        for a in pts:
+            self.place(a, pts[a][0], pts[a][1])
 
     def near(self, phone, addr):
         p = self.where.get(bytes(addr))
@@ -39,8 +58,21 @@ class HubRadio(aioble.Radio):
         return (dx * dx + dy * dy) ** 0.5
 
     def scan_for(self, phone):
-        # what an active scan by this phone hears now
-        return [a for a in self.scan() if self.near(phone, a.addr)]
+        # what an active scan by this phone hears now (locks in the 3 x 3 grid cells
+        # around it, then by distance)
+        if self._cell != max(1.0, self.range_m):
+            self._regrid()
+        kx, ky = self._key(getattr(phone, "x", 0.0), getattr(phone, "y", 0.0))
+        out = []
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                for addr in self._grid.get((kx + dx, ky + dy), ()):
+                    st = self._stacks.get(addr)
+                    if st is None or st._adv is None or not self.near(phone, addr):
+                        continue
+                    a = st._adv
+                    out.append(aioble.Advert(addr, a[0], a[1], a[2]))
+        return out
 
     def _connect(self, phone, addr):
         if not self.near(phone, addr):
