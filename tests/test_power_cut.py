@@ -3,12 +3,14 @@
 A whole door unit on the sim board's flash twin; for every program/erase index of a
 journal append (across a block boundary), an acknowledgement, a re-key, a deny-list
 update, an append that overwrites the oldest block and the provisioning of a blank
-unit and of one reset after an earlier life, and for each tear (none, the
+unit and of one reset after an earlier life, a settings change and the boot itself,
+and for each tear (none, the
 first byte, word, half a slot, the record but not its CRC, all but the CRC's last byte,
 the whole write), power is cut there, the unit
 reboots and the invariants are checked: every record reported durable is present and
 verifies in the chain; the key slot holds the old or the new key; the deny list is the
-old or the new version; an operation that returned is never undone; a unit being
+old or the new version, a setting the old or the new value; an operation that returned
+is never undone; a unit being
 provisioned is either still in factory mode or provisioned whole (identity, key, a
 journal from chain_0).
 """
@@ -49,7 +51,8 @@ def _sweep(name, blocks):
 
 
 @pytest.mark.parametrize("name,blocks", [("append", None), ("ack", None), ("rekey", None), ("deny", None),
-                                         ("overflow", 16 + 3), ("provision", None), ("reprovision", None)])
+                                         ("overflow", 16 + 3), ("provision", None), ("reprovision", None),
+                                         ("config", None), ("boot", None)])
 def test_every_cut_point_keeps_the_invariants(name, blocks):
     r = _sweep(name, blocks)
     assert r["writes"] >= {"append": 5, "overflow": 3, "provision": 6, "reprovision": 6}.get(name, 2)  # it really writes that much

@@ -15,7 +15,12 @@ import lockapp
 import lockcrypto
 import lockrecord
 import lockflash_sim as F
-from lockcodes import E_OK, EV_DOOR_OPEN, EV_REKEYED, DK_TICKET, DK_USER
+from lockcodes import E_OK, EV_DOOR_OPEN, EV_REKEYED, DK_TICKET, DK_USER, CFG_RELOCK_DELAY
+
+try:
+    import vfs
+except ImportError:
+    import os as vfs
 
 _LOCK = b"LK\x00\x00\x00\x00\x00\x42"
 _M = (None, bytes(range(32)), bytes(range(32, 64)))
@@ -43,8 +48,11 @@ class _Rig:
 
     def boot(self, image=None):
         # a (re)boot; image: the flash contents to boot from (a snapshot)
-        if self.unit is not None:
-            self.unit.storage.close()
+        if getattr(self, "flash", None) is not None:
+            try:
+                vfs.umount("/sweep")  # also when the last boot died inside its own boot
+            except OSError:
+                pass
             self.unit = None
             # the dead firmware's leftovers (open littlefs files) are finalised
             # on its dead Port, never into the next boot
@@ -69,6 +77,7 @@ class _Rig:
         recs = [j.store.get(i) for i in range(j.store.count())]
         k = u.keystore.keys
         return {"records": recs, "prev": j.base_chain, "acked": j.acked, "head": j.head,
+                "relock": u.ctx.config_values[CFG_RELOCK_DELAY],
                 "epoch": k.epoch if k else 0, "tk": k.tk if k else b"", "deny": u.deny.version,
                 "deny_entries": u.deny.entries, "lost": j.lost}
 
@@ -103,6 +112,24 @@ def _op_deny(rig, done):
 def _op_overflow(rig, done):
     # the append that makes the ring drop its oldest block
     done.append(("rec", rig.unit.ctx.log(EV_DOOR_OPEN, arg=9)))
+
+
+def _op_config(rig, done):
+    class _Admin:
+        user_id = 4242
+    done.append(("cfg?", 90))
+    st, v = rig.unit.ctx.config(CFG_RELOCK_DELAY, 90, _Admin())
+    if st == E_OK:
+        done.append(("cfg", 90))
+
+
+def _op_boot(rig, done):
+    # the boot itself (BOOT and TIME_UNCERTAIN records, clock mark, journal state)
+    rig.unit.storage.close()
+    rig.unit = None
+    rig.world.power_cut()
+    rig.unit = lockapp.boot(lockhal.wire(rig.board, lockhal_sim.SimHal(rig.world)), "/sweep")
+    done.append(("booted", 1))
 
 
 def _op_provision(rig, done):
@@ -146,7 +173,8 @@ def _position(rig, name, boot_recs):
 
 
 _OPS = {"append": _op_append, "ack": _op_ack, "rekey": _op_rekey, "deny": _op_deny,
-        "overflow": _op_overflow, "provision": _op_provision, "reprovision": _op_provision}
+        "overflow": _op_overflow, "provision": _op_provision, "reprovision": _op_provision,
+        "config": _op_config, "boot": _op_boot}
 
 
 def _verify_chain(rig, st):
@@ -226,6 +254,10 @@ def _check(rig, before, after, done, completed):
         errs.append("deny update returned OK but the old list is back")
     if after["head"] < before["head"]:
         errs.append("head went back")
+    if after["relock"] not in (before["relock"],) + tuple(v for k, v in done if k == "cfg?"):
+        errs.append("relock delay %d is neither the old nor the new value" % after["relock"])
+    if ("cfg", 90) in done and after["relock"] != 90:
+        errs.append("config returned OK but the old value is back")
     return errs
 
 
