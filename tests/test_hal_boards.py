@@ -130,8 +130,9 @@ def check_board(b: dict) -> list[str]:
     elif wake["level"] != b["inputs"][wake["pin"]]["active"]:
         errs.append("wake level is not the pin's active level")
     st = b["storage"]
-    if st["block_size"] != 4096 or not st["partition"] or st["blocks"] < 80:
-        errs.append("storage: 4096-byte blocks, a partition label and >= 80 blocks (10,000 records)")
+    # lockstore: 16 blocks of littlefs, then a ring of 112-record blocks with one spare
+    if st["block_size"] != 4096 or not st["partition"] or (st["blocks"] - 16 - 1) * 112 < 10000:
+        errs.append("storage: 4096-byte blocks, a partition label and >= 107 blocks (10,000 records)")
     if b["watchdog_ms"] < 1000 or not 0 < b["motor"]["timeout_ms"] <= 10000:
         errs.append("watchdog/motor timeout out of range")
     return errs
