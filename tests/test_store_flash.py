@@ -148,3 +148,15 @@ def test_a_torn_record_in_a_full_ring_costs_no_extra_block(ring):
     # the append and the OVERFLOW record that reports the one block lost
     assert head == n + 2 and lost == PER_BLOCK and first == PER_BLOCK + 1
     assert out[3] == out[2]
+
+
+def test_a_journal_state_ahead_of_the_ring_never_reuses_a_sequence(ring):
+    # blank ring, state says 50 was acknowledged: the journal goes on at 51
+    out = ring.call("flashtest.ring_run", 4, [["j", 50], ["a", 3], ["b"]])
+    assert out[1] == out[2] == [53, 50, 51, 3, 0]
+    # the ring holds 1..5, all acknowledged, and the state jumps to 50: the new records
+    # start a block of their own; the old block is never read as holding 1..50
+    out = ring.call("flashtest.ring_run", 4, [["a", 5], ["k", 5], ["j", 50], ["a", 2], ["b"]])
+    assert out[3] == out[4] == [52, 50, 51, 2, 0]
+    dump = ring.call("flashtest.ring_dump", 4, [["a", 5], ["k", 5], ["j", 50], ["a", 2], ["b"]])
+    assert [Record.decode(r).seq for r in dump["records"]] == [51, 52]

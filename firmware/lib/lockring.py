@@ -110,7 +110,7 @@ class FlashRecords:
             self._closed = True  # an empty ring taking up a later sequence: a block of its own
         if self._hb < 0 or self._hn >= self.per_block or self._closed:
             nb = 0 if self._hb < 0 else (self._hb + 1) % self.nblocks
-            if self._closed and self._hn == 0:
+            if self._hb >= 0 and self._closed and self._hn == 0:
                 # a head block with nothing but a torn record is erased and reused:
                 # two blocks must never claim the same first sequence
                 nb = self._hb
@@ -203,11 +203,15 @@ class FlashRecords:
         self._hn = k
         self._head = f + k - 1
         self._first[hb] = f
-        # older blocks while their sequences run on into the next one
+        # older blocks while their sequences run on into the next one (and the
+        # slot before the next block's first sequence was written: no phantoms)
         tb, nxt = hb, f
         for _ in range(n - 1):
             b = (tb - 1) % n
             if not first[b] or first[b] >= nxt or nxt - first[b] > self.per_block:
+                break
+            self.dev.readblocks(b, buf, _HDR + (nxt - first[b] - 1) * _SLOT)
+            if buf == _FREE:
                 break
             self._first[b] = first[b]
             tb, nxt = b, first[b]

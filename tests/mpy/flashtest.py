@@ -199,6 +199,11 @@ def _apply(r, op):
         r.state = None
         r.j = lockjournal.Journal(r.rec, _LOCK, r.keys.jm)
         r.save()
+    elif op[0] == "j":
+        # the saved journal state is ahead of the ring (it says op[1] was acknowledged)
+        import struct
+        r.state = struct.pack(">III8sI", op[1], 0, 0, b"\x00" * 8, op[1] + 1)
+        r.boot()
     elif op[0] == "d":
         # bit rot: one bit of record op[1]'s user_id drops to 0 (what NOR can do by itself)
         b, k = r.rec._where(op[1])
