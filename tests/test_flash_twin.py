@@ -107,3 +107,46 @@ def test_a_boot_s_port_dies_when_the_next_boot_powers_on(fw_flash):
     assert dead_read == b"\xff" * 8  # the old boot reads nothing real
     assert live == b"\x01" + b"\xff" * 7  # and its late writes and erase never happened
     assert (count, size) == (2, 4096)
+
+
+FAKE_ESP32 = """
+import lockflash_sim
+
+
+class Partition:
+    TYPE_DATA = 1
+    found = []
+
+    @staticmethod
+    def find(type=0, subtype=255, label=None):
+        Partition.found.append((type, label))
+        return [lockflash_sim.SimFlash(BLOCKS)] if label == "lockdata" else []
+"""
+
+PROBE = """
+import esp32
+import lockhal_esp32
+import lockstore
+p = lockhal_esp32.partition("lockdata", 128)
+print(esp32.Partition.found, p.ioctl(4, 0))
+st = lockstore.Storage(p, "/dev_path")
+print(st.records.capacity)
+st.close()
+for label, blocks in (("nolabel", 128), ("lockdata", 256)):
+    try:
+        lockhal_esp32.partition(label, blocks)
+    except OSError as e:
+        print(e.errno)
+"""
+
+
+def test_device_hal_finds_the_board_partition_and_storage_runs_on_it(tmp_path):
+    """lockhal_esp32.partition: esp32.Partition.find(TYPE_DATA, label=...), checked for size;
+    lockstore runs on whatever it returns (here a twin behind a stand-in esp32 module)."""
+    (tmp_path / "esp32.py").write_text(FAKE_ESP32.replace("BLOCKS", "128"))
+    res = mpyhost.run(code=PROBE, paths=[tmp_path], heapsize="2m")
+    assert res.ok, res.stderr
+    lines = res.stdout.split("\n")
+    assert lines[0] == "[(1, 'lockdata')] 128"
+    assert lines[1] == str((128 - 16 - 1) * 112)
+    assert lines[2:4] == ["19", "28"]  # ENODEV: no such partition; ENOSPC: smaller than the board says
