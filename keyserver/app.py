@@ -74,12 +74,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app = FastAPI(title="openlock key server", version="1",
                   description="Access, tickets, revocation, re-keying, journals and reports for the municipality's "
                               "door locks. See docs/keyserver.md.")
-    from .api import access, maintenance, people, phone, reports
+    from .api import access, people, phone, reports
     from .api.deps import State
 
     app.state.ks = State(settings=settings, db=db, vault=vault, limiter=AddressLimiter(settings.login_per_minute))
     install_error_handlers(app)
-    for r in (people.router, access.router, phone.router, reports.router, maintenance.router):
+    for r in (people.router, access.router, phone.router, reports.router):
         app.include_router(r)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")
