@@ -206,7 +206,7 @@ def test_transport_and_frames():
         assert FrameDecoder().feed(b"\x00L" + b(s["frame"]) + b"LK") == [b(s["message"])]
     for e in V["errors"]:
         assert ErrorFrame.decode(b(e["frame"])) == ErrorFrame(e["code"], e["detail"])
-    assert {e["code"] for e in V["errors"]} == set(range(1, 30))
+    assert {e["code"] for e in V["errors"]} == set(range(1, 32))
 
 
 def test_hello():

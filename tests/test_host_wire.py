@@ -160,8 +160,8 @@ def test_type_and_size_codes():
     assert code(b"\x03" + bytes(21)) == Err.MALFORMED
     assert code(b"\x05\x01\0\0\0") == Err.MALFORMED and code(b"\x05\x01\0\0\0\0\0") == Err.MALFORMED
     assert code(b"\x05\x00\0\0\0\0") == Err.MALFORMED  # ERROR OK means nothing
-    assert code(b"\x05\x1e\0\0\0\0") == Err.MALFORMED  # no code 30
-    assert code(b"\x03" + bytes(5) + b"\x1e" + bytes(16)) == Err.MALFORMED  # status 30
+    assert code(b"\x05\x20\0\0\0\0") == Err.MALFORMED  # no code 32
+    assert code(b"\x03" + bytes(5) + b"\x20" + bytes(16)) == Err.MALFORMED  # status 32
     assert code(b"\x03" + bytes(5) + b"\x01" + b"x" + bytes(16)) == Err.MALFORMED  # payload on failure
     hello = Hello(b"L" * 8, 1, bytes(16), (0, 1, 0), StateBlock(NOW)).encode()
     assert code(hello + bytes(128 - 55 + 1)) == Err.MALFORMED  # HELLO over 128
@@ -182,7 +182,7 @@ def test_encoders_refuse_what_decoders_refuse():
                 Hello(b"L" * 7, 1, bytes(16), (0, 1, 0), StateBlock(NOW)),
                 Hello(b"L" * 8, 1, bytes(16), (0, 1, 0), StateBlock(NOW), extra=bytes(74)),
                 Hello(b"L" * 8, 1, bytes(16), (0, 1, 0), StateBlock(NOW), proto_min=2, proto_max=1),
-                Auth(1, bytes(40), bytes(16), 1), OpFrame(2**32, 1), Result(0, 1, 1, b"x"), Result(0, 1, 30),
+                Auth(1, bytes(40), bytes(16), 1), OpFrame(2**32, 1), Result(0, 1, 1, b"x"), Result(0, 1, 32),
                 ErrorFrame(0), ErrorFrame(1, 2**32)):
         with pytest.raises(ProtocolError) as e:
             bad.encode()
