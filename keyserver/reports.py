@@ -183,6 +183,10 @@ def battery_report(s: Session, lock: Lock, t: int | None = None) -> dict:
         select(BatterySample.at, BatterySample.mv, BatterySample.pct).where(BatterySample.lock_pk == lock.id)).all()]
     f = forecast(samples, cutoff_mv(lock.board))
     d = f.as_dict()
+    if d["predicted_at"] is None and (lock.seen_flags or 0) & (Flag.BATTERY_LOW | Flag.BATTERY_CRITICAL):
+        # too few readings for a trend, but the lock itself says its cells are low: due now
+        d["predicted_at"] = lock.seen_at or t
+        d["reason"] = "the lock reports a low battery (BATTERY_LOW/CRITICAL in its HELLO)"
     d.update(lock_id=lock.lock_id, home_id=lock.home_id, board=lock.board,
              source="journal" if journal else ("hello" if samples else None))
     return d
