@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test demo bench vectors clean
+.PHONY: test demo demo-protocol bench vectors clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
+	$(BIN)/python demo/district_demo.py $(DEMO_ARGS)
+
+demo-protocol: $(STAMP)
 	$(BIN)/python demo/protocol_demo.py
 
 bench: $(STAMP)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from lockproto import Bolt, Err, Flag, Op, Right, StateBlock
 
+from .carer import journal_courier
 from .client import LockClient, LockError
 from .keysource import KeyServerSource, KeySource, LocalSource, SourceError
 from .transport import SerialTransport, TransportError
@@ -120,17 +121,9 @@ def cmd_lock(args, c: LockClient, src) -> int:
 
 def _journal(c: LockClient, ks, h) -> tuple[int, int]:
     """Pull the journal from the first record the key source lacks, upload it, relay the ack."""
-    t = ks.ticket(h.lock_id, h.epoch, Right.JOURNAL)
-    got, acked, ack = 0, h.state.journal_acked, None
-    for chunk in c.journal_chunks(t, ks.journal_from(h.lock_id)):
-        up = ks.upload(h.lock_id, chunk)
-        if up.problem:
-            raise SourceError(f"the key source refused the journal: {up.problem}")
-        got += up.stored
-        ack = up.ack or ack
-    if ack is not None:
-        acked = int.from_bytes(c.relay(t, Op.JOURNAL_ACK, ack, "acknowledging the journal"), "big")
-    return got, acked
+    got, acked = journal_courier(c, ks, h.lock_id, ks.ticket(h.lock_id, h.epoch, Right.JOURNAL),
+                                 ks.journal_from(h.lock_id))
+    return got, h.state.journal_acked if acked is None else acked
 
 
 def cmd_journal(args, c: LockClient, src) -> int:

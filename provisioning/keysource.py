@@ -119,7 +119,7 @@ class KeyServerSource:
     """The municipality's key server over HTTP(S)."""
 
     def __init__(self, url: str, phone_token: str | None, admin_token: str | None = None,
-                 timeout: float = 15.0, transport=None) -> None:
+                 timeout: float = 15.0, transport=None, shift_hours: float = 1.0) -> None:
         import httpx
         self._httpx = httpx
         self.url = url.rstrip("/")
@@ -127,6 +127,7 @@ class KeyServerSource:
         self._admin = admin_token
         self._c = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
         self._bundle: dict | None = None
+        self.shift_hours = shift_hours   # the lifetime of the bundle's tickets
 
     def _call(self, method: str, path: str, token: str, what: str, json: dict | None = None) -> dict:
         try:
@@ -154,7 +155,7 @@ class KeyServerSource:
     def bundle(self, fresh: bool = False) -> dict:
         if self._bundle is None or fresh:
             self._bundle = self._call("POST", "/api/v1/phone/bundle", self._need_phone("a ticket bundle"),
-                                      "the ticket bundle", {"hours": 1})
+                                      "the ticket bundle", {"hours": self.shift_hours})
         return self._bundle
 
     def _entry(self, lock_id: bytes, fresh: bool = False) -> dict:
@@ -212,6 +213,11 @@ class KeyServerSource:
                            "the re-key proof", body)
         self._bundle = None
         return r.get("state") == "done"
+
+    def hello(self, hello: bytes) -> dict:
+        """Report a lock's HELLO (battery and health hints); the server says what to relay."""
+        return self._call("POST", "/api/v1/phone/hello", self._need_phone("reporting a HELLO"), "the HELLO report",
+                          {"hello": bytes(hello).hex()})
 
     def factory_reset(self, lock_id: bytes, epoch: int, nonce_l: bytes) -> bytes:
         r = self._call("POST", f"/api/v1/locks/{lock_id.hex()}/factory-reset", self._need_admin("a factory reset"),
