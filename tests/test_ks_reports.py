@@ -224,6 +224,7 @@ def test_csv_import_and_export(db_url, key_file, tmp_path):
         text = f.read_text()
         assert key not in text and "argon2" not in text
 
+
 def test_a_second_visit_by_the_same_carer_is_a_visit_of_its_own():
     t = 1_700_000_000
     evs = [(Event.UNLOCK, 5, 0), (Event.DOOR_OPEN, 0, 5), (Event.DOOR_CLOSED, 0, 1500), (Event.AUTO_RELOCK, 0, 1505),
