@@ -9,20 +9,21 @@ value and the epoch in force after it). For a chunk:
 2. records at or below ``journal_seq`` are duplicates: each must equal the stored one
    (same chain value), else the upload is refused as a forked history (409);
 3. the new records must start at ``journal_seq + 1`` and chain from the stored value;
-   if they start later, the missing range is flagged as a *gap* (or *overflow* when the
-   chunk carries the lock's OVERFLOW record) and the chain is checked from the chunk's
-   authenticated ``prev_chain`` instead;
+   if they start later, the missing range is recorded as a *gap* and the chain is checked
+   from the chunk's authenticated ``prev_chain`` instead; a gap becomes *overflow* (explained)
+   once an OVERFLOW record's count of records lost covers every gap seen;
 4. any chain failure refuses the whole chunk (422, naming the first bad sequence);
    nothing is stored;
-5. the answer carries a JOURNAL_ACK (§6.4) for the new ``journal_seq``, MACed under the
-   chunk's epoch, which the phone relays so the lock may erase those records.
+5. the answer carries a JOURNAL_ACK (§6.4) up to the first unexplained gap (or the new
+   ``journal_seq``), MACed under the chunk's epoch, which the phone relays so the lock may
+   erase those records. Records past an unexplained gap are stored but not acknowledged.
 
 Uploading the same chunk again stores nothing and returns the same acknowledgement.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from lockproto import Event, ProtocolError, journal_ack, open_chunk, verify_chain
@@ -34,6 +35,33 @@ from .keystore import KeyRing, audit, get_lock, now
 from .models import BatterySample, JournalGap, JournalRecord
 from .rekey import complete_from_journal, drop_spent_journal_keys
 from .vault import Vault
+
+
+def explain_gaps(s: Session, lock, lost_total: int) -> None:
+    """The lock's OVERFLOW record says ``lost_total`` records were lost so far: when that covers every gap
+    the server has seen, the gaps are explained (kind ``overflow``) and may be acknowledged past."""
+    gaps = list(s.execute(select(JournalGap).where(JournalGap.lock_pk == lock.id)).scalars())
+    if sum(g.to_seq - g.from_seq + 1 for g in gaps) <= lost_total:
+        for g in gaps:
+            g.kind = "overflow"
+
+
+def ack_for(s: Session, ring: KeyRing, epoch: int) -> tuple[int, str | None]:
+    """(seq, JOURNAL_ACK args hex) the server acknowledges: everything stored up to the first gap the lock
+    has not explained by an OVERFLOW record. Records after such a gap are stored (and reported) but not
+    acknowledged, so a phone that skipped records cannot make the lock erase what the server never saw."""
+    lock = ring.lock
+    first_open = s.execute(select(func.min(JournalGap.from_seq)).where(
+        JournalGap.lock_pk == lock.id, JournalGap.kind == "gap")).scalar_one()
+    seq = lock.journal_seq if first_open is None else first_open - 1
+    if seq <= 0:
+        return 0, None
+    if seq == lock.journal_seq:
+        chain = lock.journal_chain
+    else:
+        chain = s.execute(select(JournalRecord.chain).where(JournalRecord.lock_pk == lock.id,
+                                                            JournalRecord.seq == seq)).scalar_one()
+    return seq, journal_ack(ring.full(epoch), seq, bytes.fromhex(chain)).hex()
 
 
 def ingest_chunk(s: Session, vault: Vault, lock_id: str, payload: bytes, actor_id: int | None) -> dict:
@@ -70,8 +98,7 @@ def ingest_chunk(s: Session, vault: Vault, lock_id: str, payload: bytes, actor_i
             starts = [lock.journal_epoch]
         else:
             prev = chunk.prev_chain  # authenticated by the export MAC
-            kind = "overflow" if any(r.event == Event.OVERFLOW for r in new) else "gap"
-            gap = (stored + 1, first - 1, kind)
+            gap = (stored + 1, first - 1, "gap")  # unexplained until the lock's OVERFLOW count covers it
             starts = [lock.journal_epoch] + ([chunk.epoch] if chunk.epoch != lock.journal_epoch else [])
         epoch_after = used = None
         err = None
@@ -99,6 +126,13 @@ def ingest_chunk(s: Session, vault: Vault, lock_id: str, payload: bytes, actor_i
             s.execute(insert(BatterySample), battery)
         if gap:
             s.add(JournalGap(lock_pk=lock.id, from_seq=gap[0], to_seq=gap[1], kind=gap[2], detected_at=t))
+            s.flush()
+        lost = [r.arg for r in new if r.event == Event.OVERFLOW]
+        if lost:
+            explain_gaps(s, lock, max(lost))
+        if gap:
+            gap = (gap[0], gap[1], s.execute(select(JournalGap.kind).where(
+                JournalGap.lock_pk == lock.id, JournalGap.from_seq == gap[0])).scalar_one())
         lock.journal_seq = new[-1].seq
         lock.journal_chain = new[-1].chain.hex()
         lock.journal_epoch = epoch_after
@@ -106,14 +140,12 @@ def ingest_chunk(s: Session, vault: Vault, lock_id: str, payload: bytes, actor_i
             if r.event == Event.REKEYED:
                 complete_from_journal(s, lock, r.arg, t)
         drop_spent_journal_keys(s, lock, t)
-    ack = None
-    if lock.journal_seq:
-        ack = journal_ack(ring.full(chunk.epoch), lock.journal_seq, bytes.fromhex(lock.journal_chain)).hex()
+    ack_seq, ack = ack_for(s, ring, chunk.epoch)
     if new or gap:
         audit(s, "journal.ingest", f"lock:{lock.lock_id}", actor_id=actor_id, at=t, stored=len(new),
               duplicates=len(dups), gap=list(gap) if gap else None, upto=lock.journal_seq)
     more = chunk.head_seq > lock.journal_seq
     return {"lock_id": lock.lock_id, "stored": len(new), "duplicates": len(dups),
             "gap": {"from_seq": gap[0], "to_seq": gap[1], "kind": gap[2]} if gap else None,
-            "journal_seq": lock.journal_seq, "head_seq": chunk.head_seq, "more": more,
+            "journal_seq": lock.journal_seq, "acked_seq": ack_seq, "head_seq": chunk.head_seq, "more": more,
             "next_from_seq": lock.journal_seq + 1, "ack": ack}

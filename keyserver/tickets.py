@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from lockproto import Right, deny_list, issue_ticket, journal_ack
+from lockproto import Right, deny_list, issue_ticket
 
 from .errors import Forbidden, Invalid
+from .ingest import ack_for
 from .keystore import KeyRing, audit, now
 from .models import DenyEntry, Grant, GroupMember, Home, Lock, LockKey, Phone, Rekey, Staff, Ticket
 from .settings import Settings
@@ -173,9 +174,7 @@ def issue_bundle(s: Session, vault: Vault, settings: Settings, staff_id: int, ph
                 "deny_lists": {str(e): signed_deny_list(s, ring, e, t, deny.get(lock.id, [])) for e in epochs},
                 "rekey": ({"old_epoch": pending.old_epoch, "new_epoch": pending.new_epoch, "message": pending.message}
                           if len(epochs) > 1 else None),
-                "journal_ack": (journal_ack(ring.full(lock.epoch), lock.journal_seq,
-                                            bytes.fromhex(lock.journal_chain)).hex()
-                                if lock.journal_seq and lock.journal_chain else None),
+                "journal_ack": ack_for(s, ring, lock.epoch)[1] if lock.journal_seq else None,
                 "journal_from_seq": lock.journal_seq + 1}
         entry["tickets"].append({
             "ticket_id": row.id, "epoch": epoch, "ticket": row.record, "k_t": k_t.hex(),

@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import text
 
-from lockproto import Event, LockKeys, Op, PhoneSession, ProtocolError, Record
+from lockproto import Event, LockKeys, Op, PhoneSession, ProtocolError, Record, journal_ack
 from lockproto.codes import Err
 from lockproto.journal import chain_genesis, make_export_chunk, seal
 
@@ -110,6 +110,7 @@ def test_tampering_gaps_and_forks(ks):
     tail.append(seal(keys.jm, tail[0].chain, Record(seq=10, time=t9 + 1, event=int(Event.BUTTON))))
     r = upload(ks, w.phone_token, w.locks[0], make_export_chunk(keys, 9, tail, 10, recs[7].chain))
     assert r["gap"] == {"from_seq": 6, "to_seq": 8, "kind": "overflow"} and r["journal_seq"] == 10
+    assert r["acked_seq"] == 10
     # an upload that rewrites stored history is refused
     forked = [replace(recs[3], chain=bytes(8))]
     r = upload(ks, w.phone_token, w.locks[0], make_export_chunk(keys, 4, forked, 12, recs[2].chain), 409)
@@ -120,6 +121,28 @@ def test_tampering_gaps_and_forks(ks):
     other = LockKeys.from_master(w.masters[0], keys.lock_id, 9)
     r = upload(ks, w.phone_token, w.locks[0], make_export_chunk(other, 11, [], 10, tail[1].chain), 422)
     assert "epoch 9" in r["detail"]
+
+
+def test_an_unexplained_gap_is_stored_but_not_acknowledged_past(ks):
+    # a phone that skipped records 4..6 (say it asked from a later sequence): the lock still holds them,
+    # so the server must not let it erase them; the later records are stored and reported all the same
+    w = build_world(ks)
+    keys = w.keys[0]
+    recs = _records(keys, 12)
+    genesis = chain_genesis(keys.jm, keys.lock_id)
+    r = upload(ks, w.phone_token, w.locks[0], make_export_chunk(keys, 1, recs[:3], 12, genesis))
+    assert r["acked_seq"] == 3
+    r = upload(ks, w.phone_token, w.locks[0], make_export_chunk(keys, 7, recs[6:9], 12, recs[5].chain))
+    assert r["gap"] == {"from_seq": 4, "to_seq": 6, "kind": "gap"} and r["journal_seq"] == 9
+    assert r["acked_seq"] == 3 and r["ack"] == journal_ack(keys, 3, recs[2].chain).hex()
+    assert bundle(ks, w.phone_token)["locks"][0]["journal_ack"] == r["ack"]
+    # later the lock reports losses that cover the gap: from then on the server acknowledges past it
+    t = recs[8].time + 60
+    tail = [seal(keys.jm, recs[8].chain, Record(seq=10, time=t, event=int(Event.OVERFLOW), arg=3))]
+    r = upload(ks, w.phone_token, w.locks[0], make_export_chunk(keys, 10, tail, 10, recs[8].chain))
+    assert r["acked_seq"] == 10 and r["gap"] is None
+    with ks.db.tx() as s:
+        assert s.execute(text("SELECT kind FROM journal_gaps")).scalar_one() == "overflow"
 
 
 def test_rekey_over_the_air_with_the_firmware(ks, fw):
