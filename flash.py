@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             step.run()
             if tty:
-                print(f"      done", flush=True)
+                print("      done", flush=True)
         if not args.dry_run:
             print(f"{PROG}: the unit on {args.port} is flashed and in factory mode; next: "
                   f"lockctl --port {args.port} provision NAME")

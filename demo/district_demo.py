@@ -36,7 +36,6 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from lockproto import Err  # noqa: E402
 from provisioning import LockClient, SerialTransport  # noqa: E402
 from provisioning.carer import CarerApp  # noqa: E402
 from provisioning.gatt import GattTransport, sim_radio_link  # noqa: E402

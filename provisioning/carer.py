@@ -12,11 +12,10 @@ server for this lock.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from typing import Callable
 
-from lockproto import Err, Flag, Hello, Op, ProtocolError, Right
+from lockproto import Flag, Hello, Op, ProtocolError, Right
 
 from .client import LockClient, LockError, Ticket
 from .keysource import KeyServerSource, SourceError

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from lockproto import LockKeys, Right, factory_reset_statement
+from lockproto import Right, factory_reset_statement
 
 from .client import Ticket
 

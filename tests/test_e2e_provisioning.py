@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-import tty
 from pathlib import Path
 
 import httpx
@@ -27,6 +25,7 @@ import pytest
 
 import mpyhost
 from ks_support import ADMIN_PW, CARER_PW, ServerProcess
+from ptyunit import on_pty
 from lockproto import Err, Op, PhoneSession, ProtocolError
 from provisioning.gatt import GattTransport, sim_radio_link
 
@@ -88,7 +87,6 @@ def test_blank_unit_to_a_visit_in_the_report_then_rekeyed(tmp_path):
     server.init()
     server.start()
     fleet = Fleet(tmp_path / "district")
-    unit_proc = None
     try:
         api = httpx.Client(base_url=server.base, timeout=30)
 
@@ -119,39 +117,26 @@ def test_blank_unit_to_a_visit_in_the_report_then_rekeyed(tmp_path):
         # ---- the locksmith: a blank unit, flashed ----
         fs = tmp_path / "unit"
         fs.mkdir()
-        m, s = os.openpty()
-        tty.setraw(s)
-        repl = subprocess.Popen([mpyhost.micropython_binary(), "-i"], stdin=m, stdout=m, stderr=m, cwd=fs)
-        os.close(m)
-        time.sleep(0.3)
-        try:
-            r = run([sys.executable, "flash.py", "--port", os.ttyname(s), "--board", "sim", "--skip-esptool",
-                     "--aioble-from", str(AIOBLE)])
-            assert r.returncode == 0, r.stderr
-        finally:
-            repl.kill()
-            repl.wait()
-            os.close(s)
+        with on_pty([mpyhost.micropython_binary(), "-i"], cwd=fs, stderr=None) as (port, repl):
+            time.sleep(0.3)
+            try:
+                r = run([sys.executable, "flash.py", "--port", port, "--board", "sim", "--skip-esptool",
+                         "--aioble-from", str(AIOBLE)])
+                assert r.returncode == 0, r.stderr
+            finally:
+                repl.kill()
 
         # ---- IT: the flashed firmware boots; lockctl provisions it against the key server ----
-        m, s = os.openpty()
-        tty.setraw(s)
         boot = ("import sys\nsys.path[:0] = ['lib', %r]\nexec(open('boot.py').read())\nexec(open('main.py').read())\n"
                 % str(ROOT / "firmware" / "lib"))
-        unit_proc = subprocess.Popen([mpyhost.micropython_binary(), "-X", "heapsize=2m", "-c", boot], stdin=m,
-                                     stdout=m, stderr=subprocess.PIPE, cwd=fs)
-        os.close(m)
-        port = os.ttyname(s)
         ks = ["--keyserver", server.base, "--admin-token-file", tokens / "admin", "--token-file", tokens / "it"]
-        assert "factory" in lockctl("--port", port, "hello")
-        out = lockctl("--port", port, *ks, "provision", "Lillegade 3", "--board", "sim", "--home", home)
-        lock_id = out.split("lock ")[1].split(",")[0]
-        assert call("GET", f"/locks/{lock_id}", admin)["home_id"] == home
-        assert key.read_bytes() not in out.encode() and admin not in out
-        os.close(s)
-        unit_proc.wait(timeout=20)   # the cable is unplugged: the bench unit stops
-        err = unit_proc.stderr.read().decode()
-        assert "Traceback" not in err, err
+        with on_pty([mpyhost.micropython_binary(), "-X", "heapsize=2m", "-c", boot], cwd=fs) as (port, _):
+            assert "factory" in lockctl("--port", port, "hello")
+            out = lockctl("--port", port, *ks, "provision", "Lillegade 3", "--board", "sim", "--home", home)
+            lock_id = out.split("lock ")[1].split(",")[0]
+            assert call("GET", f"/locks/{lock_id}", admin)["home_id"] == home
+            assert key.read_bytes() not in out.encode() and admin not in out
+        # the cable is unplugged: the bench unit stops
 
         # ---- mounted in the district: the simulator adopts the unit's flash ----
         fleet.start()
@@ -194,6 +179,4 @@ def test_blank_unit_to_a_visit_in_the_report_then_rekeyed(tmp_path):
                                      "unlock")
     finally:
         fleet.stop()
-        if unit_proc is not None and unit_proc.poll() is None:
-            unit_proc.kill()
         server.kill()

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import time
-import tty
 from pathlib import Path
 
 import pytest
 
 import mpyhost
+from ptyunit import on_pty
 
 pytestmark = pytest.mark.mpy
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,18 +25,12 @@ def blank(tmp_path):
     """A blank unit: the MicroPython REPL on a pty, its filesystem a fresh directory."""
     fs = tmp_path / "flash"
     fs.mkdir()
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    path = os.ttyname(slave)
-    proc = subprocess.Popen([mpyhost.micropython_binary(), "-i"], stdin=master, stdout=master, stderr=master, cwd=fs)
-    os.close(master)
-    time.sleep(0.3)
-    try:
-        yield path, fs
-    finally:
-        proc.kill()
-        proc.wait()
-        os.close(slave)
+    with on_pty([mpyhost.micropython_binary(), "-i"], cwd=fs, stderr=None) as (path, proc):
+        time.sleep(0.3)
+        try:
+            yield path, fs
+        finally:
+            proc.kill()
 
 
 def flash(*args):
@@ -129,17 +122,11 @@ def test_flashed_sim_unit_boots_its_main_py_unchanged_and_is_provisioned(blank, 
     port, fs = blank
     r = flash("--port", port, "--board", "sim", "--skip-esptool", "--aioble-from", str(AIOBLE))
     assert r.returncode == 0, r.stderr
-    # power-cycle: the same pty, now served by the flashed firmware (host-only sim modules
-    # come from the repository, as a real unit's come from its MicroPython image)
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    path = os.ttyname(slave)
+    # power-cycle: now served by the flashed firmware (host-only sim modules come from the
+    # repository, as a real unit's come from its MicroPython image)
     run = ("import sys\nsys.path[:0] = ['lib', %r]\n"
            "exec(open('boot.py').read())\nexec(open('main.py').read())\n" % str(ROOT / "firmware" / "lib"))
-    proc = subprocess.Popen([mpyhost.micropython_binary(), "-X", "heapsize=2m", "-c", run], stdin=master,
-                            stdout=master, stderr=subprocess.PIPE, cwd=fs)
-    os.close(master)
-    try:
+    with on_pty([mpyhost.micropython_binary(), "-X", "heapsize=2m", "-c", run], cwd=fs) as (path, _):
         issuer = tmp_path / "issuer.json"
         ctl = [sys.executable, "-m", "provisioning", "--port", path, "--issuer", str(issuer)]
         r = subprocess.run(ctl + ["hello"], capture_output=True, text=True, timeout=60, cwd=ROOT)
@@ -149,13 +136,3 @@ def test_flashed_sim_unit_boots_its_main_py_unchanged_and_is_provisioned(blank, 
         r = subprocess.run(ctl + ["unlock"], capture_output=True, text=True, timeout=60, cwd=ROOT)
         assert r.returncode == 0 and "unlocked" in r.stdout, r.stderr
         assert (fs / "lockdata.bin").stat().st_size > 0   # the unit's flash partition twin
-    finally:
-        os.close(slave)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        err = proc.stderr.read().decode()
-        proc.stderr.close()
-    assert "Traceback" not in err, err

@@ -4,11 +4,9 @@ consent (audited). The unit is the whole simulated door unit on a pty (tests/mpy
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
-import tty
 from pathlib import Path
 
 import httpx
@@ -16,6 +14,7 @@ import pytest
 
 import mpyhost
 from ks_support import ADMIN_PW, CARER_PW, ServerProcess
+from ptyunit import on_pty
 
 pytestmark = pytest.mark.mpy
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,20 +25,11 @@ def bench(tmp_path):
     server = ServerProcess(f"sqlite:///{tmp_path / 'ks.db'}", tmp_path / "master.key", tmp_path / "server.log")
     server.init()
     server.start()
-    m, s = os.openpty()
-    tty.setraw(s)
-    unit = subprocess.Popen([mpyhost.micropython_binary(), "-X", "heapsize=2m", str(ROOT / "tests/mpy/unitpty.py"),
-                             str(ROOT / "boards")], stdin=m, stdout=m, stderr=subprocess.PIPE,
-                            env=mpyhost._env([ROOT / "tests" / "mpy"]))
-    os.close(m)
+    cmd = [mpyhost.micropython_binary(), "-X", "heapsize=2m", str(ROOT / "tests/mpy/unitpty.py"), str(ROOT / "boards")]
     try:
-        yield server, os.ttyname(s), tmp_path
+        with on_pty(cmd, env=mpyhost._env([ROOT / "tests" / "mpy"])) as (path, _):
+            yield server, path, tmp_path
     finally:
-        os.close(s)
-        try:
-            unit.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            unit.kill()
         server.kill()
 
 

@@ -4,7 +4,6 @@ the simulated radio (the BLE transport's GATT core on the radio hub), the real f
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

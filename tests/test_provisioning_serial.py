@@ -7,8 +7,6 @@ provisioning library talks to it through pyserial.
 
 from __future__ import annotations
 
-import os
-import struct
 import subprocess
 import time
 from pathlib import Path
@@ -18,9 +16,9 @@ import pytest
 import mpyhost
 from lockproto import (Bolt, Err, Flag, LockKeys, Op, Right, factory_reset_statement, issue_ticket, journal_ack,
                        open_chunk, provision_message, verify_chain)
-from lockproto.fragment import FrameDecoder, encode_frame
 from provisioning import LockClient, LockError, SerialTransport
 from provisioning.client import Ticket
+from ptyunit import on_pty
 
 pytestmark = pytest.mark.mpy
 serial = pytest.importorskip("serial")
@@ -35,26 +33,10 @@ KEYS = LockKeys.from_master(MASTER, LOCK_ID, 1)
 @pytest.fixture
 def unit():
     """A factory-fresh simulated unit on a pty; yields the slave path."""
-    master, slave = os.openpty()
-    path = os.ttyname(slave)
-    import tty
-    tty.setraw(slave)
-    proc = subprocess.Popen([mpyhost.micropython_binary(), "-X", "heapsize=2m", str(ROOT / "tests" / "mpy" / "unitpty.py"),
-                             str(ROOT / "boards")], stdin=master, stdout=master, stderr=subprocess.PIPE,
-                            env=mpyhost._env([ROOT / "tests" / "mpy"]))
-    os.close(master)
-    try:
+    cmd = [mpyhost.micropython_binary(), "-X", "heapsize=2m", str(ROOT / "tests" / "mpy" / "unitpty.py"),
+           str(ROOT / "boards")]
+    with on_pty(cmd, env=mpyhost._env([ROOT / "tests" / "mpy"])) as (path, _):
         yield path
-    finally:
-        os.close(slave)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        err = proc.stderr.read().decode()
-        proc.stderr.close()
-        assert "Traceback" not in err, err
 
 
 def client(path) -> LockClient:
