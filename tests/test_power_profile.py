@@ -109,3 +109,37 @@ def test_over_ble_the_unit_sleeps_when_the_phone_hangs_up(ble):
 def test_over_ble_a_phone_that_stays_connected_holds_the_unit_awake(ble):
     out = ble.call("sleepble.run", str(ROOT / "boards"), False, 8000)
     assert out["status"] == Err.OK and not out["asleep"] and out["bolt"] == 0
+
+
+@pytest.fixture(scope="module")
+def c3():
+    with mpyhost.Worker(["batttest"], paths=[ROOT / "tests" / "mpy"], heapsize="4m") as worker:
+        worker.call("batttest.sleep_bench", str(ROOT / "boards"), "esp32-c3-devkitm")
+        yield worker
+
+
+def test_c3_lithium_unit_reports_and_sleeps(c3):
+    """The ESP32-C3 board as its file says: lithium cells, deep sleep by default."""
+    u = Unit(c3, uid())
+    u.call("battery", 7300)
+    b = u.call("sample_now", 80)  # the average settles from the 6000 mV it booted on
+    assert b["pct"] == 100 and b["level"] == 1 and abs(b["mv"] - 7300) <= 6
+    u.run(4_000)
+    assert sleep(u)["asleep"]
+
+
+def test_a_sleeping_unit_on_a_critical_battery_refuses_the_waking_press(c3):
+    """The waking press would unlock; at CRITICAL it is refused, journaled, and the unit sleeps again."""
+    u = Unit(c3, uid())
+    u.call("battery", 5300)            # lithium: CRITICAL below 4 x 1350 mV
+    assert u.call("sample_now")["level"] == 3
+    u.run(4_000)
+    assert sleep(u)["asleep"]
+    u.call("press")
+    u.run(1_000)
+    assert not sleep(u)["asleep"] and u.status["state"] == Bolt.LOCKED
+    denied = [r for r in u.journal() if r.event == Event.DENIED]
+    assert denied and denied[-1].arg16 == Err.BATTERY_CRITICAL and denied[-1].arg == 2
+    u.run(4_000)
+    s = sleep(u)
+    assert s["asleep"] and u.status["motor_ms"] == 0

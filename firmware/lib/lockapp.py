@@ -80,6 +80,7 @@ class DoorUnit:
         self.clock = Clock(hw.clock, hwm, power_lost=cause not in _RTC_KEPT, uncertain=was_uncertain)
         self.batt = lockbattery.Monitor(hw.board["battery"])
         self.batt.boot_record = cause not in _RTC_KEPT  # new cells mean a power-on reset
+        self.batt.sample(hw.battery.read_mv())  # the level is known before the first command
         self._batt_next = 0
         self._batt_run = False
         d = kv.load(_BATT_KEY)

@@ -121,8 +121,10 @@ def bench(boards):
 class SleepBench(BattBench):
     # units in the deep-sleep profile: poll() may end in hw.sleep() (SimHalted);
     # the world then sleeps until its wake pin (the inside button) resets it
+    board_name = "sim"
+
     def new(self, uid, bolt=0, door_closed=True):
-        board = lockhal.load_board("sim", self.boards)
+        board = lockhal.load_board(self.board_name, self.boards)
         board["power_profile"] = "deep_sleep"
         world = lockhal_sim.SimWorld(board, bolt=bolt, door_closed=door_closed)
         self.units[uid] = {"board": board, "world": world, "kv": RamKV(), "records": RamRecords(512),
@@ -196,5 +198,6 @@ class SleepBench(BattBench):
         return BattBench.status(self, u)
 
 
-def sleep_bench(boards):
+def sleep_bench(boards, board="sim"):
     apptest._bench = SleepBench(boards)
+    apptest._bench.board_name = board
