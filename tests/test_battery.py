@@ -174,3 +174,75 @@ def test_protocol_doc_lists_the_battery_codes():
     assert "`JOURNAL_PAUSED`" in text and "`BATTERY_CRITICAL`" in text
     for r in BatteryReason:
         assert f"`{r.name}`" in text, r.name
+
+
+# ---------------------------------------------------------------- against a reference model
+
+class RefMonitor:
+    """docs/power.md's rules written again, independently, in plain Python."""
+
+    def __init__(self, low, crit, hyst, guard, floor, sag):
+        self.low, self.crit, self.h, self.guard, self.floor = low, crit, hyst, guard, floor
+        self.sag, self.measured = sag, False
+        self.m16 = 0
+        self.run_min = None
+        self.level = UNKNOWN
+
+    def idle(self, mv):
+        self.m16 = mv * 16 if self.m16 == 0 else self.m16 + ((mv * 16 - self.m16) >> 3)
+        self._levels()
+
+    def loaded(self, mv):
+        self.run_min = mv if self.run_min is None else min(self.run_min, mv)
+
+    def end(self):
+        if self.run_min is not None and self.m16:
+            s = max(0, self.m16 // 16 - self.run_min)
+            self.sag = (self.sag + s) // 2 if self.measured else s
+            self.measured = True
+            self._levels()
+        self.run_min = None
+
+    def _levels(self):
+        m, lv, h = self.m16 // 16, self.level, self.h
+        p = m - self.sag
+        if m <= self.floor or (lv == FLOOR and m < self.floor + h):
+            self.level = FLOOR
+        elif m <= self.crit or p <= self.guard or (lv >= CRITICAL and (m < self.crit + h or p < self.guard + h)):
+            self.level = CRITICAL
+        elif m <= self.low or (lv >= LOW and m < self.low + h):
+            self.level = LOW
+        else:
+            self.level = OK
+
+
+_step = st.one_of(
+    st.tuples(st.just("idle"), st.integers(3900, 6600)),
+    st.tuples(st.just("loaded"), st.integers(3000, 6600)),
+    st.just(("end", 0)),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(_step, min_size=1, max_size=80))
+def test_monitor_matches_the_documented_rules(w, steps):
+    ref = RefMonitor(4600, 4300, 100, 4200, 4100, 300)
+    want = []
+    fw_steps = []
+    for kind, mv in steps:
+        if kind == "idle":
+            ref.idle(mv)
+            fw_steps.append([mv, False])
+        elif kind == "loaded":
+            ref.loaded(mv)
+            fw_steps.append([mv, True])
+        else:
+            ref.end()
+            fw_steps.append(None)
+        want.append(ref.level)
+    r = w.call("batttest.feed", *ALK, fw_steps)
+    assert r["levels"] == want
+    assert r["sag"] == ref.sag and r["mv"] == ref.m16 // 16
+    lv = want[-1]
+    assert r["unlock_ok"] == (lv < CRITICAL) and r["journal_ok"] == (lv != FLOOR)
+    assert r["flags"] == {UNKNOWN: 0, OK: 0, LOW: Flag.BATTERY_LOW}.get(lv, Flag.BATTERY_LOW | Flag.BATTERY_CRITICAL)
