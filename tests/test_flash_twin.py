@@ -150,3 +150,11 @@ def test_device_hal_finds_the_board_partition_and_storage_runs_on_it(tmp_path):
     assert lines[0] == "[(1, 'lockdata')] 128"
     assert lines[1] == str((128 - 16 - 1) * 112)
     assert lines[2:4] == ["19", "28"]  # ENODEV: no such partition; ENOSPC: smaller than the board says
+
+
+def test_a_bitwise_tear_leaves_bytes_half_programmed_or_half_erased(fw_flash):
+    prog, erase = fw_flash.call("flashtest.bitwise_tears")
+    # program 0x00 x 8 torn at -3: three bytes whole, the rest only the low nibble cleared
+    assert prog == b"\x00" * 3 + b"\xf0" * 5
+    # erase of a block of 0x00 torn at -2: two bytes erased, the rest only the low nibble set
+    assert erase == b"\xff" * 2 + b"\x0f" * 6

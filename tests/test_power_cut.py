@@ -6,7 +6,8 @@ update, an append that overwrites the oldest block and the provisioning of a bla
 unit and of one reset after an earlier life, a settings change and the boot itself,
 and for each tear (none, the
 first byte, word, half a slot, the record but not its CRC, all but the CRC's last byte,
-the whole write), power is cut there, the unit
+the whole write, and two bit-by-bit tears: a write that cleared only some of its bits,
+an erase that left the block half erased), power is cut there, the unit
 reboots and the invariants are checked: every record reported durable is present and
 verifies in the chain; the key slot holds the old or the new key; the deny list is the
 old or the new version, a setting the old or the new value; an operation that returned
@@ -27,7 +28,8 @@ import mpyhost
 pytestmark = pytest.mark.mpy
 ROOT = Path(__file__).resolve().parent.parent
 MPY = ROOT / "tests" / "mpy"
-TEARS = [None, 1, 4, 18, 32, 35, 4000]  # bytes of the cut write that land (None: none)
+# bytes of the cut write that land (None: none); negative: that many, the rest bit by bit
+TEARS = [None, 1, 4, 18, 32, 35, 4000, -1, -18]
 
 
 SCRIPT = """

@@ -9,13 +9,17 @@
 #   as esp32.Partition does, and needs a whole number of blocks;
 # - cut(after=n, tear=k): the n+1-th program or erase from now on is where
 #   power dies: its first k bytes take effect (k=None: none) and it raises
-#   PowerCut. Until power_on() the chip is dead: whatever the dying firmware
-#   still does (cleanup code, a littlefs file finalised later by the GC) reads
-#   and writes a scratch copy that power_on() throws away, so it never reaches
-#   the next boot, and littlefs sees a consistent device meanwhile instead of
-#   printing errors from finalisers. A torn erase leaves the
-#   rest of the block as it was (real NOR may leave it half-erased and
-#   unstable; we only ever trust a block through a CRC-checked header).
+#   PowerCut. A torn erase leaves the rest of the block as it was. A negative
+#   k tears bit by bit, as NOR really can: the first -k bytes take effect and
+#   the rest only partly (a program clears only the 0 bits of each byte's low
+#   nibble; an erase sets only the low nibble's bits: half erased). The ring
+#   trusts a block only through its CRC-checked header and a record only
+#   through its CRC; littlefs has CRCs of its own.
+# - after the cut, until power_on(), the chip is dead: whatever the dying
+#   firmware still does (cleanup code, a littlefs file finalised later by the
+#   GC) reads and writes a scratch copy that power_on() throws away, so it
+#   never reaches the next boot, and littlefs sees a consistent device
+#   meanwhile instead of printing errors from finalisers.
 # Contents are kept per block and only for blocks holding something (an erased
 # block costs no RAM: a simulator hosts many units), written through to a file
 # when given one, so a unit's flash outlives the process.
@@ -188,11 +192,17 @@ class SimFlash:
     def _erase(self, block):
         a = block * self.block_size
         k = self._step()
-        n = self.block_size if k is None else min(k, self.block_size)
-        if n == self.block_size:
+        bs = self.block_size
+        n = bs if k is None else min(abs(k), bs)
+        d = self._blk[block]
+        if n == bs and (k is None or k >= 0):
             self._blk[block] = None
-        elif n and self._blk[block] is not None:
-            self._blk[block][:n] = _FF[:n]
+        elif d is not None:
+            d[:n] = _FF[:n]
+            if k is not None and k < 0:
+                for i in range(n, bs):
+                    d[i] |= 0x0F  # the rest half erased: some bits came back, some did not
+                n = bs
         self._sync(a, n)
         if k is not None:
             self._die()
@@ -212,13 +222,16 @@ class SimFlash:
             if d is not None and mv[i] & ~d[o] & 0xFF:
                 raise FlashError(5)  # a 1 over a 0: NOR cannot, the code is wrong
         k = self._step()
-        n = len(buf) if k is None else min(k, len(buf))
-        for i in range(n):
+        n = len(buf) if k is None else min(abs(k), len(buf))
+        for i in range(len(buf) if k is not None and k < 0 else n):
             b, o = divmod(a + i, bs)
             d = blk[b]
             if d is None:
                 d = blk[b] = bytearray(_FF)
-            d[o] &= mv[i]
+            # a negative tear: bytes past -k got only some of their 0 bits
+            d[o] &= mv[i] if i < n else mv[i] | 0xF0
+        if k is not None and k < 0:
+            n = len(buf)
         self._sync(a, n)
         if k is not None:
             self._die()

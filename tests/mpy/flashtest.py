@@ -264,3 +264,19 @@ def port_after_power_on():
     dead_read = bytes(buf)
     new.readblocks(0, buf)
     return [dead_read, bytes(buf), old.ioctl(4, 0), new.ioctl(5, 0)]
+
+
+def bitwise_tears():
+    fl = F.SimFlash(2)
+    fl.cut(after=0, tear=-3)
+    _try(lambda: fl.writeblocks(0, b"\x00" * 8, 0))
+    fl.power_on()
+    a = bytearray(8)
+    fl.readblocks(0, a)
+    fl.writeblocks(1, b"\x00" * 8, 0)
+    fl.cut(after=0, tear=-2)
+    _try(lambda: fl.ioctl(6, 1))
+    fl.power_on()
+    b = bytearray(8)
+    fl.readblocks(1, b)
+    return [bytes(a), bytes(b)]
