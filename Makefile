@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test demo demo-protocol bench vectors clean
+.PHONY: test demo demo-protocol bench vectors fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,16 @@ demo-protocol: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# Longer fuzz runs (the suite runs a short one): FUZZ_SECONDS per target, docs/security.md
+FUZZ_SECONDS ?= 60
+FUZZ_API_EXAMPLES ?= 300
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
+	$(BIN)/python -m fuzz.api --examples $(FUZZ_API_EXAMPLES)
+
 vectors: $(STAMP)
 	$(BIN)/python -m lockproto.vectors tests/vectors
 	$(BIN)/python tests/test_fw_vectors.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info fuzz-artifacts
