@@ -81,6 +81,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     for r in (people.router, access.router, phone.router, reports.router):
         app.include_router(r)
+    from .web import router as web_router  # the web UI for IT and planners, under /ui (docs/webui.md)
+
+    app.include_router(web_router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")
     def healthz():
