@@ -70,6 +70,13 @@ def setup_world(api, n_locks=3, carers=("anna",), phones=1):
     return admin, locks, keys, people
 
 
+def _wait(cond, limit=120.0):
+    deadline = time.monotonic() + limit
+    while not cond():
+        assert time.monotonic() < deadline, "the workload did not make progress"
+        time.sleep(0.02)
+
+
 def test_revoke_never_races_an_issue(server, tmp_path):
     api = Api(server.base)
     admin, locks, _, people = setup_world(api, n_locks=3, carers=("anna",), phones=6)
@@ -92,10 +99,11 @@ def test_revoke_never_races_an_issue(server, tmp_path):
     threads = [threading.Thread(target=issuer, args=(p["token"],)) for p in phones]
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    _wait(lambda: sum(1 for r in results if r[2] == 200) >= 6)
     api("POST", f"/api/v1/staff/{sid}/revoke", admin, 200, json={"reason": "race"})
     revoked_at["at"] = time.monotonic()
-    time.sleep(1.0)
+    _wait(lambda: sum(1 for r in results if r[0] > revoked_at["at"]) >= 1)
+    time.sleep(0.5)
     stop.set()
     for t in threads:
         t.join(timeout=60)
@@ -138,10 +146,10 @@ def test_grant_revoke_never_races_an_issue(server):
     threads = [threading.Thread(target=issuer, args=(p,)) for p in phones]
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    _wait(lambda: sum(1 for x in results if x[1]) >= 6)  # bundles are flowing (however loaded the machine is)
     r = api("POST", f"/api/v1/grants/{grant}/revoke", admin, 200, json={}).json()
     marks["at"] = time.monotonic()
-    time.sleep(1.0)
+    _wait(lambda: sum(1 for x in results if x[0] > marks["at"]) >= len(phones))
     stop.set()
     for t in threads:
         t.join(timeout=60)
@@ -194,6 +202,10 @@ def test_sigkill_mid_work_loses_nothing_acknowledged(server, tmp_path):
     def revoker():
         c = Api(server.base)
         for p in bob_phones:
+            seen = len(acked_bundles)
+            deadline = time.monotonic() + 5
+            while len(acked_bundles) == seen and time.monotonic() < deadline and not stop.is_set():
+                time.sleep(0.01)  # paced by the bundles, so revocations are still under way at the kill
             if stop.is_set():
                 return
             try:
@@ -202,7 +214,6 @@ def test_sigkill_mid_work_loses_nothing_acknowledged(server, tmp_path):
                 return
             if r.status_code == 200:
                 acked_revokes.append(p["id"])
-            time.sleep(0.1)
 
     def journaler():
         c = Api(server.base)
@@ -222,18 +233,18 @@ def test_sigkill_mid_work_loses_nothing_acknowledged(server, tmp_path):
     threads += [threading.Thread(target=revoker), threading.Thread(target=journaler)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 60
-    target = random.Random(7).randint(15, 40)
+    deadline = time.monotonic() + 120
+    k = random.Random().randint(3, 9)
     # kill while all three kinds of work are under way
-    while (len(acked_bundles) < target or len(acked_revokes) < 3 or len(acked_journal) < 5) \
+    while (len(acked_bundles) < 10 or len(acked_revokes) < k or len(acked_journal) < 5) \
             and time.monotonic() < deadline:
-        time.sleep(0.01)
+        time.sleep(0.005)
     server.kill()  # SIGKILL: no shutdown hooks, transactions in flight die with the process
     stop.set()
     for t in threads:
         t.join(timeout=60)
-    assert len(acked_bundles) >= target and 3 <= len(acked_revokes) < len(bob_phones), acked_revokes
-    assert acked_journal and max(acked_journal) < 800
+    assert len(acked_bundles) >= 10 and 3 <= len(acked_revokes) < len(bob_phones), acked_revokes
+    assert acked_journal
 
     server.start()  # the same database, a new process
     api = Api(server.base)
