@@ -28,11 +28,14 @@ def fleet(tmp_path):
                             stderr=subprocess.PIPE, text=True)
     try:
         end = time.monotonic() + 60
-        while not (state / "ptys.json").exists():
+        def ready():
+            f = state / "fleet.json"
+            return (state / "ptys.json").exists() and f.exists() and \
+                json.loads(f.read_text()).get("supervisor") == proc.pid
+        while not ready():   # the ports are open and the fleet's control ports are recorded
             if proc.poll() is not None or time.monotonic() > end:
                 raise RuntimeError("fleet did not start: " + proc.stderr.read())
             time.sleep(0.2)
-        time.sleep(0.5)
         yield state, json.loads((state / "ptys.json").read_text())
     finally:
         proc.send_signal(signal.SIGTERM)
