@@ -107,7 +107,11 @@ class Demo:
                               "--locks", str(self.n), "--pty", "--factory"], stdout=log, stderr=log, cwd=ROOT)
         self.procs.append(p)
         end = time.monotonic() + 120
-        while not (self.fleet_dir / "ptys.json").exists():
+        def ready():
+            f = self.fleet_dir / "fleet.json"
+            return (self.fleet_dir / "ptys.json").exists() and f.exists() and \
+                json.loads(f.read_text()).get("supervisor") == p.pid
+        while not ready():
             if p.poll() is not None or time.monotonic() > end:
                 raise SystemExit("demo: the fleet did not start (see locksim.log)")
             time.sleep(0.2)
