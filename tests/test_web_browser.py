@@ -23,7 +23,7 @@ import pytest
 
 from lockproto import Event
 
-from ks_support import ADMIN_PW, CARER_PW, KS, ServerProcess, build_world
+from ks_support import ADMIN_PW, CARER_PW, KS, FirmwareLock, ServerProcess, build_world
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
@@ -51,9 +51,10 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(tmp_path_factory, fw):
     """A key server process with a small district: three homes with locks, two carers with phones and
-    tickets, a day of visits with a plan, and battery readings of three weeks."""
+    tickets, a day of visits with a plan, battery readings of three weeks, and each lock's HELLO (from
+    the firmware's own session code under MicroPython) reported by a phone."""
     tmp = tmp_path_factory.mktemp("web")
     key = tmp / "master.key"
     fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -91,11 +92,18 @@ def site(tmp_path_factory):
         visit(js[2], bob, T0 + 4 * 3600 - 300, 25)    # Bob at C-0002 12:55, five minutes early
         for j, lid in zip(js, w.locks):
             j.upload(k, w.phone_token, lid)
+        for master, lid in zip(w.masters, w.locks):  # a phone met each lock today: its HELLO as hints
+            hello = FirmwareLock(fw, master, bytes.fromhex(lid), int(time.time()), deny_version=1).connect()
+            k.call("POST", "/api/v1/phone/hello", w.phone_token, 200, json={"hello": hello.hex()})
         plan = [{"staff_id": w.carer, "home_id": w.homes[0], "start": T0, "end": T0 + 1800},
                 {"staff_id": w.carer, "home_id": w.homes[1], "start": T0 + 3600, "end": T0 + 3600 + 1800},
                 {"staff_id": bob, "home_id": w.homes[2], "start": T0 + 4 * 3600, "end": T0 + 4 * 3600 + 1800},
                 {"staff_id": bob, "home_id": w.homes[1], "start": T0 + 6 * 3600, "end": T0 + 6 * 3600 + 1800}]
         k.call("POST", "/api/v1/plan", a, 201, json={"visits": plan})
+        # the response centre hands Anna an alarm key to C-0002; IT starts a re-key of lock 2
+        k.call("POST", "/api/v1/integration/alarm-keys", a, 201, json={
+            "username": "anna", "citizen_ref": "C-0002", "minutes": 60, "reason": "alarm call 4711"})
+        k.call("POST", f"/api/v1/locks/{w.locks[2]}/rekey", a, 201, json={})
         s = Site()
         s.srv, s.k, s.w, s.bob, s.bob_phone = srv, k, w, bob, bob_phone
         yield s
@@ -199,8 +207,11 @@ def test_dashboard_and_main_pages(browser, site):
     wait_h1(drv, "Locks and their health")
     rows = drv.find_elements(By.CSS_SELECTOR, "#locks tbody tr")
     assert sorted(r.get_attribute("data-lock") for r in rows) == sorted(w.locks)
-    # no phone has reported a HELLO yet: every lock is flagged as not seen
-    assert all("not seen by any phone" in r.text for r in rows)
+    # a phone reported each lock's HELLO today: seen, deny list in step (v1 / v1), no problem flagged
+    for r in rows:
+        assert "never" not in r.text and "not seen" not in r.text
+        assert r.find_element(By.CSS_SELECTOR, "td.deny-version").text.startswith("v1 / v1")
+        assert not r.find_elements(By.CSS_SELECTOR, "td.deny-version .badge")
     shot(drv, "03-dashboard")
     for path, h1, name in [("/ui/districts", "Districts", "04-districts"), ("/ui/staff", "Staff", "05-staff"),
                            ("/ui/homes", "Homes", "06-homes"), ("/ui/access", "Access", "07-access"),
@@ -211,6 +222,26 @@ def test_dashboard_and_main_pages(browser, site):
         wait_h1(drv, h1)
         assert drv.find_elements(By.CSS_SELECTOR, "main table"), path
         shot(drv, name)
+    drv.get(site.srv.base + "/ui/keys")
+    rekeys = drv.find_elements(By.CSS_SELECTOR, "#rekeys tbody tr")
+    assert len(rekeys) == 1 and w.locks[2] in rekeys[0].text and "1 → 2" in rekeys[0].text
+    assert "pending" in rekeys[0].text and "over the air" in rekeys[0].text
+    alarms = drv.find_elements(By.CSS_SELECTOR, "#alarms tbody tr")
+    assert len(alarms) == 1 and "alarm call 4711" in alarms[0].text and "Anna" in alarms[0].text
+    assert "C-0002" in alarms[0].text and "active" in alarms[0].text
+    # filtered by person and action: only Bob's tickets; the audit log only re-key entries
+    from selenium.webdriver.support.ui import Select
+
+    Select(drv.find_element(By.ID, "f-staff")).select_by_visible_text("Bob Berg")
+    drv.find_element(By.ID, "f-action").send_keys("rekey")
+    drv.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    WebDriverWait(drv, 20).until(EC.url_contains("action=rekey"))
+    assert {r.find_elements(By.TAG_NAME, "td")[0].text
+            for r in drv.find_elements(By.CSS_SELECTOR, "#tickets tbody tr")} == {"Bob Berg"}
+    assert not drv.find_elements(By.CSS_SELECTOR, "#alarms tbody tr td a")  # Anna's alarm key is filtered out
+    drv.get(site.srv.base + "/ui/keys?action=rekey")
+    assert [r.find_elements(By.TAG_NAME, "td")[2].text
+            for r in drv.find_elements(By.CSS_SELECTOR, "#audit tbody tr")] == ["rekey.start"]
     drv.get(site.srv.base + "/ui/keys")
     issued = drv.find_elements(By.CSS_SELECTOR, "#tickets tbody tr")
     api = site.k.call("GET", "/api/v1/tickets", site.k.admin, 200).json()
@@ -228,6 +259,7 @@ def test_grant_with_a_time_window_from_the_form(browser, site):
     drv, w, k = browser, site.w, site.k
     sign_in(drv, site)
     wait_h1(drv, "Locks")
+    grants = len(k.call("GET", f"/api/v1/grants?staff_id={w.carer}", k.admin, 200).json())
     drv.get(site.srv.base + f"/ui/access?staff_id={w.carer}#new-grant")
     wait_h1(drv, "Access")
     from selenium.webdriver.support.ui import Select
@@ -255,7 +287,7 @@ def test_grant_with_a_time_window_from_the_form(browser, site):
     drv.find_element(By.CSS_SELECTOR, "#new-grant button[type=submit]").click()
     wait_h1(drv, "Invalid input")
     assert "both ends of the daily window" in drv.find_element(By.CSS_SELECTOR, ".reason").text
-    assert len(k.call("GET", f"/api/v1/grants?staff_id={w.carer}", k.admin, 200).json()) == 2
+    assert len(k.call("GET", f"/api/v1/grants?staff_id={w.carer}", k.admin, 200).json()) == grants + 1
 
 
 def test_visits_page_chart_and_csv_export(browser, site):
@@ -321,7 +353,9 @@ def test_battery_pages(browser, site):
     drv.find_element(By.LINK_TEXT, w.locks[0]).click()
     wait_h1(drv, "Battery of lock")
     dots = drv.find_elements(By.CSS_SELECTOR, "svg.battery-trend circle.dot")
-    assert len(dots) == len(api[w.locks[0]]["history"]) == 21
+    # the plot shows what the forecast used: the authenticated journal readings, not the HELLO hint
+    hist = api[w.locks[0]]["history"]
+    assert len(dots) == sum(h["source"] == "journal" for h in hist) == 21 and len(hist) == 22
     assert drv.find_elements(By.CSS_SELECTOR, "svg.battery-trend line.fit")
     assert drv.find_element(By.ID, "predicted").text == local(api[w.locks[0]]["predicted_at"], "%Y-%m-%d")
     shot(drv, "14-battery-lock")
@@ -359,8 +393,12 @@ def test_revoke_a_person_shows_the_locks_and_bumps_their_deny_lists(browser, sit
     drv.get(site.srv.base + "/ui/")
     wait_h1(drv, "Locks")
     for lid in w.locks:
-        cell = drv.find_element(By.CSS_SELECTOR, f'tr[data-lock="{lid}"] td.deny-version .num').text
-        assert cell == f"v{after[lid]}"
+        cell = drv.find_element(By.CSS_SELECTOR, f'tr[data-lock="{lid}"] td.deny-version')
+        assert cell.find_element(By.CSS_SELECTOR, ".num").text == f"v{after[lid]}"
+        # the lock still announces the old list until a phone relays the new one
+        assert "behind" in cell.find_element(By.CSS_SELECTOR, ".badge").text
+        assert "deny list behind" in drv.find_element(By.CSS_SELECTOR, f'tr[data-lock="{lid}"]').text
+    shot(drv, "17-dashboard-after-revoke")
     # Bob's phone gets nothing any more, and the audit log says who did it and why
     k.call("POST", "/api/v1/phone/bundle", site.bob_phone["token"], 401, json={})
     log = k.call("GET", "/api/v1/audit?action=revoke", k.admin, 200).json()

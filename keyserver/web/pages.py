@@ -305,7 +305,9 @@ def dashboard(request: Request, district_id: str = "", only_problems: str = ""):
               "deny": sum(r["deny_behind"] or r["deny_stale"] for r in rows),
               "time": sum(r["time_uncertain"] for r in rows),
               "backlog": sum("journal backlog" in r["problems"] for r in rows),
-              "jams": sum(r["jams_30d"] > 0 for r in rows)}
+              "jams": sum(r["jams_30d"] > 0 for r in rows),
+              "battery": sum(b["predicted_at"] is not None and b["predicted_at"] <= now() + 30 * 86400
+                             for b in batt.values())}
     return render(request, "dashboard.html", v, active="dashboard", rows=rows, n=n, batt=batt, counts=counts,
                   district_id=did, only_problems=bool(only_problems))
 
