@@ -1,8 +1,8 @@
 """Reports derived from verified journal records: visits, planned versus actual, battery, lock health.
 
 Visits (docs/keyserver.md, "Visits"): per lock, events in sequence order. A visit by
-carer U starts at an ``UNLOCK`` by U. Further unlocks by U inside the visit continue
-it. It ends at a ``LOCK`` by U (the carer locked with the phone on leaving); otherwise at
+carer U starts at an ``UNLOCK`` by U. Further unlocks by U before the door closed or the
+bolt relocked continue it; a later one starts a new visit. It ends at a ``LOCK`` by U (the carer locked with the phone on leaving); otherwise at
 the last ``DOOR_CLOSED``, ``AUTO_RELOCK`` or ``LOCK`` event before the next visit starts,
 at most ``MAX_VISIT`` after the start; with no such event its end is unknown (an
 ongoing visit, or a journal not yet uploaded). A visit whose records carry the lock's
