@@ -13,7 +13,7 @@ Method (docs/keyserver.md, "Battery forecast"):
    mornings that pull single readings down, unlike least squares.
 4. The predicted replacement date is where the fitted line reaches the chemistry's
    *critical* pack voltage (the level at which the firmware refuses to run the motor,
-   firmware/lib/lockchem.py: 1075 mV per alkaline cell, 1350 mV per lithium cell,
+   firmware/lib/lockbattery.py: 1075 mV per alkaline cell, 1350 mV per lithium cell,
    times the cell count). A flat or rising fit gives no date ("not predictable yet");
    fewer than ``MIN_SAMPLES`` samples or less than ``MIN_SPAN_DAYS`` of history likewise.
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-#: critical mV per cell (firmware/lib/lockchem.py) and default cell count per chemistry
+#: critical mV per cell (firmware/lib/lockbattery.py) and default cell count per chemistry
 CRITICAL_CELL_MV = {"alkaline-4aa": 1075, "lithium-4aa": 1350}
 DEFAULT_CELLS = 4
 CHANGE_RISE_MV = 300
