@@ -290,3 +290,36 @@ def test_groups_and_members_through_the_forms(ks, world):
     assert ks.call("GET", "/api/v1/groups", ks.admin, 200).json()[0]["members"] == []
     r = c.post(f"/ui/groups/{g['id']}/members/{world.carer}/remove", data={"csrf": csrf})
     assert r.status_code == 404
+
+
+def test_revoke_a_grant_from_its_confirmation_page(ks, world):
+    c = browser(ks)
+    sign_in(c, "pia", PLANNER_PW)
+    versions = {x["lock_id"]: x["deny_version"] for x in ks.call("GET", "/api/v1/locks", ks.admin, 200).json()}
+    page = c.get(f"/ui/grants/{world.grant}/revoke")
+    assert page.status_code == 200 and f"Revoke grant #{world.grant}?" in page.text
+    assert sorted(re.findall(r'<th scope="row"><code>([0-9a-f]{16})</code></th>', page.text)) == sorted(world.locks)
+    assert ks.call("GET", "/api/v1/grants", ks.admin, 200).json()[0]["revoked_at"] is None
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    done = c.post(f"/ui/grants/{world.grant}/revoke", data={"csrf": csrf, "reason": "moved team"})
+    assert done.status_code == 200 and "Grant revoked" in done.text
+    assert ks.call("GET", "/api/v1/grants", ks.admin, 200).json() == []
+    after = {x["lock_id"]: x["deny_version"] for x in ks.call("GET", "/api/v1/locks", ks.admin, 200).json()}
+    assert after == {lid: v + 1 for lid, v in versions.items()}
+    again = c.post(f"/ui/grants/{world.grant}/revoke", data={"csrf": csrf})
+    assert again.status_code == 409 and "already revoked" in reason(again)
+    # the person keeps their account; a new bundle has no ticket any more
+    assert ks.call("POST", "/api/v1/phone/bundle", world.phone_token, 200, json={}).json()["locks"] == []
+
+
+def test_csv_export_is_the_apis_csv(ks, world):
+    c = browser(ks)
+    sign_in(c, "pia", PLANNER_PW)
+    r = c.get(f"/ui/visits.csv?day=2026-11-30&district_id={world.district}")
+    api = ks.call("GET", f"/api/v1/reports/visits?day=2026-11-30&district_id={world.district}&format=csv",
+                  ks.admin, 200)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert r.headers["content-disposition"] == 'attachment; filename="visits-2026-11-30.csv"'
+    assert r.text == api.text and r.text.startswith("day,district_id,home_id")
+    assert c.get("/ui/visits.csv?day=2026-11-31").status_code == 422
+    assert browser(ks).get("/ui/visits.csv", follow_redirects=False).status_code == 303
