@@ -13,13 +13,14 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lockproto import ProtocolError
 
 from .auth import AddressLimiter
 from .db import Database
-from .errors import ApiError, TooManyRequests
+from .errors import ERROR_RESPONSES, ApiError, TooManyRequests
 from .settings import Settings, load_settings
 from .vault import Vault, VaultError
 
@@ -53,6 +54,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _proto(request: Request, exc: ProtocolError):
         return _json(422, "protocol", f"{exc.code.name}: {exc.code.describe()}")
 
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _range(request: Request, exc: Exception):
+        # an id or number beyond the database's integer range (SQLite: OverflowError at bind
+        # time; PostgreSQL: NumericValueOutOfRange as a DataError): the client's mistake
+        return _json(422, "invalid", "a number in the request is out of range")
+
     @app.exception_handler(VaultError)
     async def _vault(request: Request, exc: VaultError):
         log.error("vault: %s", exc)
@@ -80,7 +88,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.ks = State(settings=settings, db=db, vault=vault, limiter=AddressLimiter(settings.login_per_minute))
     install_error_handlers(app)
     for r in (people.router, access.router, phone.router, reports.router):
-        app.include_router(r)
+        app.include_router(r, responses=ERROR_RESPONSES)
     from .web import router as web_router  # the web UI for IT and planners, under /ui (docs/webui.md)
 
     app.include_router(web_router)

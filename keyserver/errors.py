@@ -46,3 +46,18 @@ class TooManyRequests(ApiError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = max(1, int(retry_after))
+
+
+# The error statuses every API route may answer, documented in the OpenAPI description
+# (``include_router(..., responses=ERROR_RESPONSES)``) so that a client, or a fuzzer checking
+# conformance, knows every status the server gives: all are the JSON body of ``_json``.
+_ERROR_BODY = {"type": "object", "required": ["error", "detail"],
+               "properties": {"error": {"type": "string", "description": "a short reason word"},
+                              "detail": {"type": "string", "description": "what was wrong, for a person"}}}
+ERROR_RESPONSES: dict = {
+    status: {"description": text, "content": {"application/json": {"schema": _ERROR_BODY}}}
+    for status, text in ((400, "bad request"), (401, "no, unknown, expired or revoked token"),
+                         (403, "this role or kind of token may not do this"), (404, "no such object"),
+                         (409, "conflicts with the current state"), (422, "invalid request"),
+                         (429, "too many attempts; see Retry-After"))
+}
