@@ -212,6 +212,20 @@ def battery_changes(s: Session, district_id: int, horizon_days: int) -> list[dic
     return rows
 
 
+def battery_changes_csv(rows: list[dict], settings: Settings) -> str:
+    """The battery-change list as CSV, most urgent first (the order of :func:`battery_changes`)."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["predicted_change", "citizen_ref", "address", "lock_id", "board", "last_mv", "last_pct", "last_reading",
+                "slope_mv_per_day", "reason"])
+    for r in rows:
+        w.writerow([_iso(r["predicted_at"], settings), r.get("citizen_ref") or "", r.get("address") or "",
+                    r["lock_id"], r.get("board") or "", r.get("last_mv") or "", "" if r.get("last_pct") is None
+                    else r["last_pct"], _iso(r.get("last_at"), settings),
+                    "" if r.get("slope_mv_per_day") is None else round(r["slope_mv_per_day"], 1), r.get("reason") or ""])
+    return buf.getvalue()
+
+
 STALE_DENY = 24 * 3600
 
 

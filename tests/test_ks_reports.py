@@ -139,6 +139,13 @@ def test_battery_forecast_and_change_list(ks):
     # the list is relative to today; the simulated pack of 2026-12 is due within the horizon
     assert [x["lock_id"] for x in lst] == [w.locks[0]] and lst[0]["address"] == "Gade 0"
     ks.call("GET", f"/api/v1/reports/battery-changes?district_id={w.district}&days=0", ks.admin, 422)
+    r = ks.call("GET", f"/api/v1/reports/battery-changes?district_id={w.district}&days={max(days, 200)}&format=csv",
+                ks.admin, 200)
+    assert r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(r.text)))
+    assert rows[0][:4] == ["predicted_change", "citizen_ref", "address", "lock_id"]
+    assert [row[3] for row in rows[1:]] == [w.locks[0]] and rows[1][2] == "Gade 0"
+    assert rows[1][0] == dt.datetime.fromtimestamp(lst[0]["predicted_at"], ks.settings.zone).isoformat(timespec="seconds")
 
 
 def test_theil_sen_is_robust_and_exact_on_lines():

@@ -77,12 +77,18 @@ def battery(lock_id: str, request: Request, p=require(*STAFF)):
         return out
 
 
-@router.get("/battery-changes", summary="Locks of a district due for new batteries within `days`, soonest first")
-def battery_changes(request: Request, district_id: int, days: int = 30, p=require(*STAFF)):
+@router.get("/battery-changes", summary="Locks of a district due for new batteries within `days`, soonest first; "
+                                       "format=csv for the change route as a spreadsheet")
+def battery_changes(request: Request, district_id: int, days: int = 30,
+                    format: Literal["json", "csv"] = "json", p=require(*STAFF)):
     if not 1 <= days <= 365:
         raise Invalid("days is 1..365")
     with state(request).db.tx() as s:
-        return reports.battery_changes(s, district_id, days)
+        rows = reports.battery_changes(s, district_id, days)
+    if format == "csv":
+        return Response(reports.battery_changes_csv(rows, state(request).settings), media_type="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="battery-changes.csv"'})
+    return rows
 
 
 @router.get("/health", summary="Lock health: deny-list staleness, time uncertain, journal backlog, jams")
