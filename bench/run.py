@@ -188,10 +188,33 @@ def main() -> int:
         return 1
     result.update(battery)
     result["keyserver"] = keyserver_bench()
+    result["fleet"] = fleet_bench()
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def fleet_bench() -> dict:
+    """The simulator at fleet scale (bench/fleet.py): ``LOCKSIM_BENCH_LOCKS`` locks (1000)."""
+    import asyncio
+    import os
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import fleet
+
+    n = int(os.environ.get("LOCKSIM_BENCH_LOCKS", "1000"))
+    r = asyncio.run(fleet.measure(n, "files"))
+    m, mf, d = r["memory"], r["memory_flash"], r["day"]
+    print(f"fleet simulator, {n} locks on 2 MicroPython processes")
+    print(f"  one lock (files storage)          {m['per_lock_kib']:9.1f} KiB RSS   = {m['lock_over_empty_host']:.4f} x an "
+          f"empty host ({m['empty_hosts_kib'] // 2} KiB); {m['locks_per_gib']} locks per GiB")
+    print(f"  one lock (flash twin)             {mf['per_lock_kib']:9.1f} KiB RSS   = {mf['lock_over_empty_host']:.4f} x an "
+          f"empty host; {mf['locks_per_gib']} locks per GiB")
+    print(f"  district day: {d['visits_done']}/{d['visits_planned']} visits in {d['wall_s']} s wall "
+          f"({d['simulated_over_wall']} x real time) = {d['day_over_serial_visits']:.3f} x the same visits "
+          f"one at a time (one visit: {d['one_visit_s'] * 1000:.1f} ms)")
+    return r
 
 
 

@@ -28,6 +28,7 @@ from lockflash_sim import PowerCut
 
 _SWEEP_MS = 20
 _GC_THRESHOLD = 8 * 1024 * 1024
+_ADV_MS = 60000
 _BUSY_MS = 100            # poll an input change at the unit's own 20 ms pace this long (the
                           # contacts' 50 ms debounce; a button press: while it is held)
 _ADV_YIELDS = 8           # let a lock's link get back to advertising before a phone connects
@@ -84,7 +85,10 @@ class Host:
         self.stopping = False
         self.uuid_rx = bluetooth.UUID(lockble.RX_UUID)
         self.uuid_tx = bluetooth.UUID(lockble.TX_UUID)
-        self.adv_ms = 10000
+        # the advertising cycle (lockble re-reads battery and flags each cycle and after
+        # every connection): a unit's 10 s, stretched so that thousands of idle locks do
+        # not keep the host's loop busy re-advertising
+        self.adv_ms = _ADV_MS
         self.polls = 0
         self.dirty = set()        # locks touched since the last periodic save
         self.prof = {}            # op -> [requests, microseconds handling them]
