@@ -54,7 +54,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-STATIC = {"app.css": "text/css", "app.js": "text/javascript"}
+STATIC = {"app.css": "text/css", "app.js": "text/javascript", "favicon.svg": "image/svg+xml"}
 RIGHTS = [("unlock", int(Right.UNLOCK)), ("lock", int(Right.LOCK)), ("journal", int(Right.JOURNAL)),
           ("admin", int(Right.ADMIN))]
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -451,6 +451,8 @@ def revoke_person_confirm(request: Request, staff_id: int):
     if staff_id == v.p.staff_id:
         raise Conflict("you cannot revoke yourself")
     ctx = _person(request, v, staff_id)
+    if not ctx["staff"]["active"]:
+        raise Conflict(f"{ctx['staff']['username']} was already revoked")
     preview = dry_run(request, lambda s: revoke.revoke_staff(s, staff_id, v.p.staff_id, ""))
     with state(request).db.tx() as s:
         covered = set()
