@@ -266,6 +266,67 @@ async def attack_fuzz(lab: Lab, lock: str, cases: int = 60, seed: int = 5) -> di
             "got": dict(answered) | {"carer unlock after": "OK" if alive else str(out.results or out.radio_error)},
             "held": still and alive and "type 3" not in answered}
 
+async def _statuses(conn, ps: PhoneSession, ops) -> list[str]:
+    """Run ``ops`` in one session; the status name of each (a refusal ends the list)."""
+    out = []
+    for i, (op, args) in enumerate(ops):
+        try:
+            ps.read(await conn.send(ps.auth(op, args) if i == 0 else ps.op(op, args)))
+            out.append("OK")
+        except ProtocolError as e:
+            out.append(e.code.name)
+            if ps.closed:
+                break
+    return out
+
+
+async def attack_scope_confusion(lab: Lab, lock: str) -> dict:
+    """A carer's genuine ticket (unlock, lock, journal) asks for the admin operations: a
+    CONFIG write, and a FACTORY_RESET carrying the server's genuine consent for this very
+    connection (as a stolen consent would be)."""
+    from lockproto import ConfigKey, factory_reset_statement
+
+    carer = CarerPhone(lab.fleet, "anna", 7, lab.issuer)
+    g = await lab.grant(lock)
+    conn, hello = await _hello(carer, lab, lock)
+    ps = PhoneSession(g.ticket, g.k_t, hello)
+    consent = factory_reset_statement(lab.issuer.keys(lab.ids[lock]), ps.hello.nonce)
+    got = await _statuses(conn, ps, [(Op.CONFIG, bytes([ConfigKey.LOCKOUT_THRESHOLD]) + (1000).to_bytes(4, "big")),
+                                     (Op.FACTORY_RESET, consent), (Op.NOP, b"")])
+    await conn.close()
+    await carer.close()
+    st = await lab.fleet.call(lock, "status")
+    kept = st["provisioned"] and st["epoch"] == 1
+    return {"expected": "NO_RIGHT for both, the session goes on, the unit stays provisioned",
+            "got": got, "held": got == ["NO_RIGHT", "NO_RIGHT", "OK"] and kept and await lab.bolt_still(lock)}
+
+
+async def attack_deny_rollback(lab: Lab, lock: str) -> dict:
+    """A hostile phone kept an older, genuinely signed deny list and relays it after the
+    newer one that revoked a carer reached the lock."""
+    wall = await lab.fleet.wall()
+    lid = lab.ids[lock]
+    lab.issuer.revoke_ticket(0x7FFF0000, wall + 86400)       # some earlier, unrelated revocation
+    _, old = lab.issuer.deny_update(lid)
+    victim = await lab.grant(lock, user=98)
+    lab.issuer.revoke_user(98, wall + 86400)
+    colleague = CarerPhone(lab.fleet, "bo", 8, lab.issuer)
+    await colleague.walk_to(lock)
+    out = await colleague.session(lock, await lab.grant(lock, user=8), [(Op.STATUS, b"")])
+    await colleague.close()
+    carried = out.status_of(Op.DENY_UPDATE) == Err.OK
+    eve = await lab.phone()
+    conn, hello = await _hello(eve, lab, lock)
+    g = await lab.grant(lock, user=66)
+    got = await _statuses(conn, PhoneSession(g.ticket, g.k_t, hello), [(Op.DENY_UPDATE, old)])
+    await conn.close()
+    await eve.close()
+    st = await _refusal(lab, lock, victim)
+    return {"expected": "STALE; the revoked carer stays REVOKED",
+            "got": {"old list": got[0], "revoked carer": Err(st).name if st is not None else None},
+            "held": carried and got == ["STALE"] and st == Err.REVOKED and await lab.bolt_still(lock)}
+
+
 ATTACKS = [
     ("replay of a captured session", attack_replay),
     ("relay with delay and a changed op", attack_relay),
@@ -276,6 +337,8 @@ ATTACKS = [
     ("clock rollback", attack_clock_rollback),
     ("hostile phone: forged ack, edited/reordered/dropped journal", attack_hostile_journal),
     ("fuzzed frames", attack_fuzz),
+    ("carer ticket used for admin operations", attack_scope_confusion),
+    ("deny-list rollback with a genuine older list", attack_deny_rollback),
 ]
 
 

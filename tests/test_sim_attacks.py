@@ -61,3 +61,12 @@ def test_every_attack_has_its_expected_outcome_checked():
     src = inspect.getsource(sys.modules[__name__])
     unchecked = [n for n, _ in ATTACKS if f'report["{n}"]' not in src]
     assert not unchecked, unchecked
+
+
+def test_a_carers_ticket_cannot_do_admin_operations(report):
+    assert report["carer ticket used for admin operations"]["got"] == ["NO_RIGHT", "NO_RIGHT", "OK"]
+
+
+def test_a_genuine_older_deny_list_is_stale(report):
+    got = report["deny-list rollback with a genuine older list"]["got"]
+    assert got == {"old list": "STALE", "revoked carer": "REVOKED"}, got
