@@ -34,6 +34,19 @@ def test_every_target_runs_clean_for_a_fixed_time(tmp_path, capsys):
     assert not list((tmp_path / "artifacts").glob("*crash*"))
 
 
+# inputs the fuzzer once flagged, replayed as they are (docs/security.md, "Runs recorded")
+RECORDED = {
+    # a genuine ack whose chain is not the lock's: the lock's RESULT says BAD_MAC, which the
+    # harness first mistook for the phone calling a genuine answer forged
+    "fw_session_authed": "021000011300cb2dcb00cb1101007e000000000003",
+}
+
+
+def test_recorded_inputs_replay_clean():
+    for name, hexdata in RECORDED.items():
+        TARGETS[name](bytes.fromhex(hexdata))
+
+
 def test_a_broken_invariant_is_reported_with_its_input(tmp_path):
     """The harness is not blind: a planted crash in a copy of a target is found and kept."""
     pytest.importorskip("atheris", reason="atheris (libFuzzer for CPython) is not installed")
