@@ -90,10 +90,13 @@ def site(tmp_path_factory, fw):
         visit(js[1], w.carer, T0 + 3600 + 600, 20)    # Anna at C-0001 10:10, ten minutes late
         visit(js[0], bob, T0 + 3 * 3600, 45)          # Bob at C-0000 12:00, unplanned
         visit(js[2], bob, T0 + 4 * 3600 - 300, 25)    # Bob at C-0002 12:55, five minutes early
+        js[1].add(T0 + 2 * 3600, Event.JAM)            # the bolt jammed once at C-0001
         for j, lid in zip(js, w.locks):
             j.upload(k, w.phone_token, lid)
-        for master, lid in zip(w.masters, w.locks):  # a phone met each lock today: its HELLO as hints
-            hello = FirmwareLock(fw, master, bytes.fromhex(lid), int(time.time()), deny_version=1).connect()
+        for i, (master, lid) in enumerate(zip(w.masters, w.locks)):  # a phone met each lock today: HELLO hints
+            # lock 2 lost power and has not had a time token since: its HELLO says TIME_UNCERTAIN
+            hello = FirmwareLock(fw, master, bytes.fromhex(lid), int(time.time()), deny_version=1,
+                                 uncertain=i == 2).connect()
             k.call("POST", "/api/v1/phone/hello", w.phone_token, 200, json={"hello": hello.hex()})
         plan = [{"staff_id": w.carer, "home_id": w.homes[0], "start": T0, "end": T0 + 1800},
                 {"staff_id": w.carer, "home_id": w.homes[1], "start": T0 + 3600, "end": T0 + 3600 + 1800},
@@ -213,6 +216,11 @@ def test_dashboard_and_main_pages(browser, site):
         assert "never" not in r.text and "not seen" not in r.text
         assert r.find_element(By.CSS_SELECTOR, "td.deny-version").text.startswith("v1 / v1")
         assert not r.find_elements(By.CSS_SELECTOR, "td.deny-version .badge")
+    problems = {r.get_attribute("data-lock"): r.find_element(By.CSS_SELECTOR, "td:last-child").text for r in rows}
+    assert problems == {w.locks[0]: "none", w.locks[1]: "1 jams in 30 days", w.locks[2]: "time uncertain"}
+    tiles = drv.find_element(By.CSS_SELECTOR, "ul.tiles").text
+    assert "2\nwith problems" in tiles and "1\ntime uncertain" in tiles and "1\njammed (30 days)" in tiles
+    assert "1\nbatteries due in 30 days" in tiles
     shot(drv, "03-dashboard")
     for path, h1, name in [("/ui/districts", "Districts", "04-districts"), ("/ui/staff", "Staff", "05-staff"),
                            ("/ui/homes", "Homes", "06-homes"), ("/ui/access", "Access", "07-access"),
