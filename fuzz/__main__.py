@@ -46,6 +46,8 @@ def run_target(name: str, seconds: int, corpus: Path, artifacts: Path) -> dict:
     if name == "every":
         per = {}
         for f in cdir.iterdir():
+            if f.name.startswith("seed"):
+                continue  # only the inputs the fuzzer found (new coverage) count
             t = target_of(f.read_bytes())
             per[t] = per.get(t, 0) + 1
     return {"target": name, "executions": execs, "seconds": seconds, "coverage": int(cov[-1]) if cov else 0,

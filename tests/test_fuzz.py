@@ -29,8 +29,9 @@ def test_every_target_runs_clean_for_a_fixed_time(tmp_path, capsys):
           f"corpus per target {r['corpus_per_target']}")
     assert r["executions"] > 1000, r              # it really ran under the fuzzer
     assert r["coverage"] > 200, r                 # instrumented: coverage-guided, not blind
-    # every target was reached and kept inputs that found new coverage
-    assert set(r["corpus_per_target"]) == set(TARGETS), r["corpus_per_target"]
+    # inputs the fuzzer found (new coverage, seeds not counted), in the session targets too
+    found = r["corpus_per_target"]
+    assert sum(found.values()) > 50 and found.get("fw_session_authed", 0) > 5, found
     assert not list((tmp_path / "artifacts").glob("*crash*"))
 
 
