@@ -24,6 +24,9 @@ from lockproto.codes import ADV_COMPANY_ID as COMPANY_ID
 
 from .transport import TransportError
 
+_SCAN_TRIES = 20       # a scan of about three seconds before a lock counts as out of range
+_SCAN_PAUSE_S = 0.15
+
 
 
 class GattLink(Protocol):
@@ -203,11 +206,14 @@ def sim_radio_link(state_dir: str, lock: str, mtu: int = 185, distance: float = 
                 pid = (await c.call("phone_new", mtu=mtu, x=spec.x + distance, y=spec.y))["phone"]
                 state.update(client=c, phone=pid)
             c, pid = state["client"], state["phone"]
-            for ad in await c.call("phone_scan", phone=pid):
-                if ad.get("lock") != lock:
-                    continue  # another lock within range
-                r = await c.call("phone_connect", phone=pid, addr=ad["addr"], timeout_ms=2000)
-                return SimRadioLink(c, r["conn"], r["mtu"])
+            for _ in range(_SCAN_TRIES):
+                # like a phone's scan: a lock that just ended a connection advertises again shortly
+                for ad in await c.call("phone_scan", phone=pid):
+                    if ad.get("lock") != lock:
+                        continue  # another lock within range
+                    r = await c.call("phone_connect", phone=pid, addr=ad["addr"], timeout_ms=2000)
+                    return SimRadioLink(c, r["conn"], r["mtu"])
+                await asyncio.sleep(_SCAN_PAUSE_S)
             raise TransportError(f"lock {lock!r} is not in range")
         except FleetError as e:
             raise TransportError(f"simulated radio: {e}") from None
