@@ -26,9 +26,10 @@ bench: $(STAMP)
 # Longer fuzz runs (the suite runs a short one): FUZZ_SECONDS per target, docs/security.md
 FUZZ_SECONDS ?= 60
 FUZZ_API_EXAMPLES ?= 300
+FUZZ_API_SECONDS ?= 300
 fuzz: $(STAMP)
 	$(BIN)/python -m fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
-	$(BIN)/python -m fuzz.api --examples $(FUZZ_API_EXAMPLES)
+	$(BIN)/python -m fuzz.api --examples $(FUZZ_API_EXAMPLES) --max-time $(FUZZ_API_SECONDS)
 
 vectors: $(STAMP)
 	$(BIN)/python -m lockproto.vectors tests/vectors
