@@ -18,7 +18,7 @@ from typing import Callable
 from lockproto import Flag, Hello, Op, ProtocolError, Right
 
 from .client import LockClient, LockError, Ticket
-from .keysource import KeyServerSource, SourceError
+from .keysource import KeyServerSource, SourceError, bundle_entry, bundle_ticket
 from .transport import Transport, TransportError
 
 
@@ -70,11 +70,8 @@ class CarerApp:
         try:
             bundle = self.ks.bundle(fresh=True)
         except SourceError:
-            bundle = self.ks._bundle
-        for e in (bundle or {"locks": ()})["locks"]:
-            if e["lock_id"] == lock_id.hex():
-                return e
-        return None
+            bundle = self.ks.held_bundle
+        return bundle_entry(bundle, lock_id)
 
     def pass_by(self, where: str) -> Hello | None:
         """Walking past a door: read its HELLO and report battery and health to the server."""
@@ -87,12 +84,6 @@ class CarerApp:
             return None
         finally:
             c.close()
-
-    def _ticket(self, entry: dict, epoch: int, rights: int) -> Ticket | None:
-        for t in entry["tickets"]:
-            if t["epoch"] == epoch and t["rights"] & rights == rights:
-                return Ticket(bytes.fromhex(t["ticket"]), bytes.fromhex(t["k_t"]))
-        return None
 
     def open_door(self, where: str, journal: bool = True) -> DoorVisit:
         """At the door ``where`` (what ``transport_for`` understands): relay, unlock, carry the journal."""
@@ -110,7 +101,7 @@ class CarerApp:
                 return v
             rk = entry.get("rekey")
             if hint.get("rekey") and rk and h.epoch == rk["old_epoch"]:
-                t = self._ticket(entry, h.epoch, 0)
+                t = bundle_ticket(entry, h.epoch, 0)
                 if t is not None:
                     proof = c.session(t).call(Op.REKEY, bytes.fromhex(rk["message"]))
                     self.ks.rekey_proof(h.lock_id, proof)
@@ -118,7 +109,7 @@ class CarerApp:
                     raw = c.transport.hello()
                     h = Hello.decode(raw)
                     entry = self._entry(h.lock_id) or entry
-            t = self._ticket(entry, h.epoch, Right.UNLOCK)
+            t = bundle_ticket(entry, h.epoch, Right.UNLOCK)
             if t is None:
                 v.refusal = f"no unlock ticket for epoch {h.epoch}"
                 return v
@@ -133,7 +124,7 @@ class CarerApp:
             s.call(Op.UNLOCK)
             v.opened = True
             if journal:
-                jt = self._ticket(entry, h.epoch, Right.JOURNAL)
+                jt = bundle_ticket(entry, h.epoch, Right.JOURNAL)
                 if jt is not None:
                     v.journal_records, _ = journal_courier(c, self.ks, h.lock_id, jt, entry["journal_from_seq"])
         except ProtocolError as e:
@@ -152,7 +143,7 @@ class CarerApp:
         try:
             h = c.hello()
             entry = self._entry(h.lock_id)
-            t = self._ticket(entry, h.epoch, Right.JOURNAL) if entry else None
+            t = bundle_ticket(entry, h.epoch, Right.JOURNAL) if entry else None
             if t is None:
                 return 0
             n, _ = journal_courier(c, self.ks, h.lock_id, t, entry["journal_from_seq"])

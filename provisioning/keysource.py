@@ -35,6 +35,23 @@ class Upload:
     problem: str | None = None
 
 
+def bundle_entry(bundle: dict | None, lock_id: bytes) -> dict | None:
+    """The entry of a phone bundle (``POST /api/v1/phone/bundle``) for one lock, or None."""
+    for e in (bundle or {}).get("locks", ()):
+        if e["lock_id"] == lock_id.hex():
+            return e
+    return None
+
+
+def bundle_ticket(entry: dict, epoch: int, rights: int, valid_until: float = 0) -> Ticket | None:
+    """A ticket of a bundle entry for ``epoch`` carrying every right in ``rights`` and valid
+    past ``valid_until`` (Unix seconds), or None."""
+    for t in entry["tickets"]:
+        if t["epoch"] == epoch and t["rights"] & rights == rights and t["not_after"] > valid_until:
+            return Ticket(bytes.fromhex(t["ticket"]), bytes.fromhex(t["k_t"]))
+    return None
+
+
 class KeySource(Protocol):
     def register(self, name: str, board: str, home: int | None = None) -> tuple[bytes, int, bytes]: ...
 
@@ -158,10 +175,15 @@ class KeyServerSource:
                                       "the ticket bundle", {"hours": self.shift_hours})
         return self._bundle
 
+    @property
+    def held_bundle(self) -> dict | None:
+        """The bundle fetched last (what an offline phone still works from), or None."""
+        return self._bundle
+
     def _entry(self, lock_id: bytes, fresh: bool = False) -> dict:
-        for e in self.bundle(fresh)["locks"]:
-            if e["lock_id"] == lock_id.hex():
-                return e
+        e = bundle_entry(self.bundle(fresh), lock_id)
+        if e is not None:
+            return e
         raise SourceError(f"the key server grants this phone's user nothing at lock {lock_id.hex()}")
 
     def register(self, name: str, board: str, home: int | None = None) -> tuple[bytes, int, bytes]:
@@ -175,9 +197,9 @@ class KeyServerSource:
 
     def ticket(self, lock_id: bytes, epoch: int, rights: int) -> Ticket:
         for fresh in (False, True):
-            for t in self._entry(lock_id, fresh)["tickets"]:
-                if t["epoch"] == epoch and t["rights"] & rights == rights and t["not_after"] > time.time() + 30:
-                    return Ticket(bytes.fromhex(t["ticket"]), bytes.fromhex(t["k_t"]))
+            t = bundle_ticket(self._entry(lock_id, fresh), epoch, rights, time.time() + 30)
+            if t is not None:
+                return t
         names = "+".join(r.name.lower() for r in Right if rights & r)
         raise SourceError(f"the key server gives no ticket with {names} for lock {lock_id.hex()} at epoch {epoch}")
 
