@@ -20,9 +20,10 @@
 #   GC) reads and writes a scratch copy that power_on() throws away, so it
 #   never reaches the next boot, and littlefs sees a consistent device
 #   meanwhile instead of printing errors from finalisers.
-# Contents are kept per block and only for blocks holding something (an erased
-# block costs no RAM: a simulator hosts many units), written through to a file
-# when given one, so a unit's flash outlives the process.
+# Contents are kept per block, only up to a block's last programmed byte (an
+# erased block costs no RAM, a block holding a few records costs a few hundred
+# bytes: a simulator hosts many units, a unit's heap is small), written through
+# to a file when given one, so a unit's flash outlives the process.
 import os
 
 try:
@@ -32,7 +33,8 @@ except ImportError:
         return x
 
 _BLOCK = const(4096)
-_FF = b"\xff" * 4096
+_CHUNK = const(256)
+_FF = b"\xff" * 256  # erased bytes, a chunk at a time
 IOCTL_INIT = const(1)
 IOCTL_DEINIT = const(2)
 IOCTL_SYNC = const(3)
@@ -57,7 +59,9 @@ class SimFlash:
         self.size = blocks * block_size
         self.path = path
         self._f = None
-        self._blk = [None] * blocks  # bytearray per block; None: erased
+        # per block: None (erased) or a bytearray of its first bytes up to the
+        # last one programmed; the bytes past its end are erased (0xFF)
+        self._blk = [None] * blocks
         if block_size != _BLOCK:
             raise ValueError("block size")
         if path is not None:
@@ -66,14 +70,19 @@ class SimFlash:
             except OSError:
                 ok = False
             if ok:
+                chunk = bytearray(_CHUNK)
                 with open(path, "rb") as f:
                     for b in range(blocks):
-                        d = f.read(block_size)
-                        if d != _FF:
-                            self._blk[b] = bytearray(d)
+                        d = None
+                        for o in range(0, block_size, _CHUNK):
+                            f.readinto(chunk)
+                            if chunk != _FF:
+                                d = _grown(d, o + _CHUNK)
+                                d[o:o + _CHUNK] = chunk
+                        self._blk[b] = _trimmed(d)
             else:
                 with open(path, "wb") as f:
-                    for b in range(blocks):
+                    for _ in range(self.size // _CHUNK):
                         f.write(_FF)
             self._f = open(path, "r+b")
         self.gen = 0         # boots since power_on() was first called (see Port)
@@ -181,12 +190,16 @@ class SimFlash:
     def _get(self, a, buf):
         n = len(buf)
         bs = self.block_size
+        mv = memoryview(buf)
         i = 0
         while i < n:
             b, o = divmod(a + i, bs)
             k = min(n - i, bs - o)
             d = self._blk[b]
-            buf[i:i + k] = _FF[:k] if d is None else d[o:o + k]
+            m = 0 if d is None else max(0, min(k, len(d) - o))
+            if m:
+                mv[i:i + m] = memoryview(d)[o:o + m]
+            _fill(mv, i + m, i + k)
             i += k
 
     def _erase(self, block):
@@ -198,11 +211,12 @@ class SimFlash:
         if n == bs and (k is None or k >= 0):
             self._blk[block] = None
         elif d is not None:
-            d[:n] = _FF[:n]
+            _fill(d, 0, min(n, len(d)))
             if k is not None and k < 0:
-                for i in range(n, bs):
+                for i in range(n, len(d)):
                     d[i] |= 0x0F  # the rest half erased: some bits came back, some did not
                 n = bs
+            self._blk[block] = _trimmed(d)
         self._sync(a, n)
         if k is not None:
             self._die()
@@ -219,17 +233,22 @@ class SimFlash:
         for i in range(len(buf)):
             b, o = divmod(a + i, bs)
             d = blk[b]
-            if d is not None and mv[i] & ~d[o] & 0xFF:
+            if d is not None and o < len(d) and mv[i] & ~d[o] & 0xFF:
                 raise FlashError(5)  # a 1 over a 0: NOR cannot, the code is wrong
         k = self._step()
         n = len(buf) if k is None else min(abs(k), len(buf))
-        for i in range(len(buf) if k is not None and k < 0 else n):
+        end = len(buf) if k is not None and k < 0 else n
+        i = 0
+        while i < end:
+            # one block's part at a time: grow its kept bytes once, then program
             b, o = divmod(a + i, bs)
-            d = blk[b]
-            if d is None:
-                d = blk[b] = bytearray(_FF)
-            # a negative tear: bytes past -k got only some of their 0 bits
-            d[o] &= mv[i] if i < n else mv[i] | 0xF0
+            j = min(end, i + bs - o)
+            d = blk[b] = _grown(blk[b], o + j - i)
+            for x in range(i, j):
+                # a negative tear: bytes past -k got only some of their 0 bits
+                d[o + x - i] &= mv[x] if x < n else mv[x] | 0xF0
+            blk[b] = _trimmed(d)
+            i = j
         if k is not None and k < 0:
             n = len(buf)
         self._sync(a, n)
@@ -243,11 +262,49 @@ class SimFlash:
     def _sync(self, a, n):
         f = self._f
         if f is not None and n:
-            buf = bytearray(n)
-            self._get(a, buf)
+            buf = bytearray(min(n, _CHUNK))
             f.seek(a)
-            f.write(buf)
+            while n:
+                k = min(n, _CHUNK)
+                mv = memoryview(buf)[:k]
+                self._get(a, mv)
+                f.write(mv)
+                a += k
+                n -= k
             f.flush()
+
+
+def _fill(buf, i, j):
+    # buf[i:j] = erased bytes
+    while i < j:
+        k = min(j - i, _CHUNK)
+        buf[i:i + k] = _FF[:k]
+        i += k
+
+
+def _grown(d, n):
+    # a block's kept bytes, at least n long (new bytes erased)
+    if d is None:
+        d = bytearray(n)
+        _fill(d, 0, n)
+    else:
+        while len(d) < n:
+            d.extend(_FF[:min(_CHUNK, n - len(d))])
+    return d
+
+
+def _trimmed(d):
+    # None for a block of erased bytes only; trailing erased bytes are not kept
+    if d is None:
+        return None
+    n = len(d)
+    while n and d[n - 1] == 0xFF:
+        n -= 1
+    if n == 0:
+        return None
+    if n < len(d):
+        d = d[:n]
+    return d
 
 
 class Port:
