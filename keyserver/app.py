@@ -79,6 +79,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     settings = settings or load_settings()
     db = database or Database(settings.database_url)
     vault = Vault(settings.load_master_key())
+    from .keystore import now, use_clock
+
+    clock = use_clock(settings.clock_file)  # real time unless a test bench set KEYSERVER_CLOCK_FILE
+    if clock is not None:
+        import time
+
+        log.warning("SIMULATED CLOCK: the server's time is read from %s (now %d, real time %d); "
+                    "for test benches only, never in production", clock.path, clock.read(), int(time.time()))
     app = FastAPI(title="openlock key server", version="1",
                   description="Access, tickets, revocation, re-keying, journals and reports for the municipality's "
                               "door locks. See docs/keyserver.md.")
@@ -93,12 +101,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     app.include_router(web_router)
 
-    @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")
+    @app.get("/healthz", tags=["ops"], summary="Liveness, database reachability and which clock the server runs on")
     def healthz():
         from sqlalchemy import text
 
         with db.tx() as s:
             s.execute(text("SELECT 1"))
-        return {"ok": True}
+        if clock is None:
+            return {"ok": True, "clock": "real"}
+        # a test bench's simulated clock: said loudly, so no one runs production on it by accident
+        return {"ok": True, "clock": "simulated", "clock_file": str(clock.path), "now": now()}
 
     return app

@@ -35,6 +35,8 @@ def _settings(args):
         over["master_key_file"] = Path(args.master_key_file)
         if "KEYSERVER_MASTER_KEY" in os.environ:
             raise UserError("--master-key-file given while KEYSERVER_MASTER_KEY is set; unset one")
+    if getattr(args, "clock_file", None):
+        over["clock_file"] = Path(args.clock_file)
     try:
         return load_settings(**over)
     except ConfigError as e:
@@ -46,9 +48,12 @@ def _open(args):
     from .settings import ConfigError
     from .vault import Vault
 
+    from .keystore import use_clock
+
     settings = _settings(args)
     try:
         vault = Vault(settings.load_master_key())
+        use_clock(settings.clock_file)  # a test bench's simulated clock (KEYSERVER_CLOCK_FILE), else real time
     except ConfigError as e:
         raise UserError(str(e)) from None
     return settings, Database(settings.database_url), vault
@@ -117,6 +122,8 @@ def cmd_serve(args) -> int:
         os.environ["KEYSERVER_DATABASE_URL"] = settings.database_url
         if settings.master_key_file is not None:
             os.environ["KEYSERVER_MASTER_KEY_FILE"] = str(settings.master_key_file)
+        if settings.clock_file is not None:
+            os.environ["KEYSERVER_CLOCK_FILE"] = str(settings.clock_file)
         uvicorn.run("keyserver.app:create_app", factory=True, workers=args.workers, host=args.host,
                     port=args.port, log_level=args.log_level, **kw)
         return 0
@@ -353,6 +360,8 @@ def parser() -> argparse.ArgumentParser:
                     help="worker processes (PostgreSQL; the login address limit is then per worker)")
     sv.add_argument("--ssl-certfile")
     sv.add_argument("--ssl-keyfile")
+    sv.add_argument("--clock-file", help="TEST BENCHES ONLY: follow the simulated Unix time in this file instead of "
+                                         "real time (overrides KEYSERVER_CLOCK_FILE; docs/keyserver.md)")
     ca = sub.add_parser("create-admin", help="create an administrator (password from a prompt, or one line on stdin)")
     ca.add_argument("username")
     ca.add_argument("--full-name")

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
+    #: TEST BENCHES ONLY: a file holding the simulated Unix time (decimal text) the server's clock
+    #: follows instead of real time (:func:`keyserver.keystore.now`); unset: real time
+    clock_file: Path | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -73,6 +76,11 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as e:
             raise ValueError(f"unknown time zone {v!r}") from e
         return v
+
+    @field_validator("clock_file", mode="before")
+    @classmethod
+    def _clock(cls, v):
+        return None if isinstance(v, str) and not v.strip() else v  # an empty variable means unset
 
     @field_validator("argon2_memory_kib")
     @classmethod
