@@ -17,7 +17,7 @@ from typing import Callable
 
 from lockproto import Flag, Hello, Op, ProtocolError, Right
 
-from .client import LockClient, LockError, Ticket
+from .client import LockClient, LockError, Session, Ticket
 from .keysource import KeyServerSource, SourceError, bundle_entry, bundle_ticket
 from .transport import Transport, TransportError
 
@@ -28,18 +28,22 @@ class DoorVisit:
 
     lock_id: str
     opened: bool = False
+    locked: bool = False
     refusal: str | None = None           # the protocol code's name, or what failed
+    code: int | None = None              # the lockproto Err of a refusal by the lock (None: radio, server)
     relayed: list[str] = field(default_factory=list)
     journal_records: int = 0
     battery_pct: int | None = None
 
 
-def journal_courier(c: LockClient, ks, lock_id: bytes, ticket: Ticket, from_seq: int) -> tuple[int, int | None]:
-    """Read the journal from ``from_seq``, upload every chunk, relay the server's ack.
+def journal_courier(c: LockClient, ks, lock_id: bytes, ticket: Ticket, from_seq: int,
+                    session: Session | None = None) -> tuple[int, int | None]:
+    """Read the journal from ``from_seq``, upload every chunk, relay the server's ack (on
+    ``session`` when given: its ticket must carry the journal right).
 
     Returns (records the server stored, the lock's acknowledged sequence or None)."""
     stored, ack = 0, None
-    for chunk in c.journal_chunks(ticket, from_seq):
+    for chunk in c.journal_chunks(ticket, from_seq, session):
         up = ks.upload(lock_id, chunk)
         if up.problem:
             raise SourceError(f"the key server refused the journal: {up.problem}")
@@ -47,7 +51,11 @@ def journal_courier(c: LockClient, ks, lock_id: bytes, ticket: Ticket, from_seq:
         ack = up.ack or ack
     if ack is None:
         return stored, None
-    return stored, int.from_bytes(c.relay(ticket, Op.JOURNAL_ACK, ack, "acknowledging the journal"), "big")
+    if session is not None:
+        acked = session.call(Op.JOURNAL_ACK, ack)
+    else:
+        acked = c.relay(ticket, Op.JOURNAL_ACK, ack, "acknowledging the journal")
+    return stored, int.from_bytes(acked, "big")
 
 
 class CarerApp:
@@ -87,6 +95,13 @@ class CarerApp:
 
     def open_door(self, where: str, journal: bool = True) -> DoorVisit:
         """At the door ``where`` (what ``transport_for`` understands): relay, unlock, carry the journal."""
+        return self._door(where, Op.UNLOCK, Right.UNLOCK, journal)
+
+    def lock_door(self, where: str, journal: bool = True) -> DoorVisit:
+        """Leaving: relay what the lock needs, lock it, carry the journal."""
+        return self._door(where, Op.LOCK, Right.LOCK, journal)
+
+    def _door(self, where: str, op: int, right: int, journal: bool) -> DoorVisit:
         c = LockClient(self.transport_for(where))
         v = DoorVisit(lock_id="?")
         try:
@@ -103,34 +118,38 @@ class CarerApp:
             if hint.get("rekey") and rk and h.epoch == rk["old_epoch"]:
                 t = bundle_ticket(entry, h.epoch, 0)
                 if t is not None:
-                    proof = c.session(t).call(Op.REKEY, bytes.fromhex(rk["message"]))
+                    proof = c.session(t, raw).call(Op.REKEY, bytes.fromhex(rk["message"]))
                     self.ks.rekey_proof(h.lock_id, proof)
                     v.relayed.append(f"re-key to epoch {rk['new_epoch']}")
                     raw = c.transport.hello()
                     h = Hello.decode(raw)
                     entry = self._entry(h.lock_id) or entry
-            t = bundle_ticket(entry, h.epoch, Right.UNLOCK)
+            # one ticket for the door and the journal when the bundle has one, else two
+            t = bundle_ticket(entry, h.epoch, right | Right.JOURNAL) if journal else None
+            t = t or bundle_ticket(entry, h.epoch, right)
             if t is None:
-                v.refusal = f"no unlock ticket for epoch {h.epoch}"
+                v.refusal = f"no {'unlock' if op == Op.UNLOCK else 'lock'} ticket for epoch {h.epoch}"
                 return v
-            s = c.session(t)
+            s = c.session(t, raw)   # on the connection whose HELLO was just read
             if h.state.flags & Flag.TIME_UNCERTAIN:
-                s.call(Op.TIME_SET, self.ks.time_token(h.lock_id, h.epoch, s.nonce_l))
-                v.relayed.append("time token")
+                try:
+                    s.call(Op.TIME_SET, self.ks.time_token(h.lock_id, h.epoch, s.nonce_l))
+                    v.relayed.append("time token")
+                except SourceError:
+                    pass   # offline: the lock takes the ticket by its own (uncertain) rule
             msg = entry["deny_lists"].get(str(h.epoch))
             if msg and entry["deny_version"] > h.state.deny_version:
                 s.call(Op.DENY_UPDATE, bytes.fromhex(msg))
                 v.relayed.append(f"deny list v{entry['deny_version']}")
-            s.call(Op.UNLOCK)
-            v.opened = True
+            s.call(op)
+            v.opened, v.locked = op == Op.UNLOCK, op == Op.LOCK
             if journal:
                 jt = bundle_ticket(entry, h.epoch, Right.JOURNAL)
                 if jt is not None:
-                    v.journal_records, _ = journal_courier(c, self.ks, h.lock_id, jt, entry["journal_from_seq"])
-        except ProtocolError as e:
-            v.refusal = e.code.name
-        except LockError as e:
-            v.refusal = e.code.name
+                    v.journal_records, _ = journal_courier(c, self.ks, h.lock_id, jt, entry["journal_from_seq"],
+                                                           s if jt.ticket == t.ticket else None)
+        except (ProtocolError, LockError) as e:
+            v.refusal, v.code = e.code.name, int(e.code)
         except (TransportError, SourceError) as e:
             v.refusal = str(e)
         finally:

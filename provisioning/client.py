@@ -108,9 +108,11 @@ class LockClient:
         return Hello.decode(self.transport.hello())
 
     @_protocol("opening a session")
-    def session(self, ticket: Ticket) -> Session:
-        """A new connection with ``ticket`` (its AUTH goes with the first :meth:`Session.call`)."""
-        return Session(self.transport, ticket, self.transport.hello())
+    def session(self, ticket: Ticket, hello: bytes | None = None) -> Session:
+        """A session with ``ticket`` (its AUTH goes with the first :meth:`Session.call`): on a
+        new connection, or on the current one when ``hello`` is the HELLO just read on it and
+        nothing has been sent since (one connection for the whole door visit)."""
+        return Session(self.transport, ticket, hello if hello is not None else self.transport.hello())
 
     # ---- one-call operations, each on its own connection ----
 
@@ -130,11 +132,12 @@ class LockClient:
     def status(self, ticket: Ticket) -> bytes:
         return self._one(ticket, Op.STATUS, doing="reading the status")
 
-    def journal_chunks(self, ticket: Ticket, from_seq: int = 1) -> list[bytes]:
-        """Every export chunk from ``from_seq`` to the head, in one session (encrypted, MACed)."""
+    def journal_chunks(self, ticket: Ticket, from_seq: int = 1, session: Session | None = None) -> list[bytes]:
+        """Every export chunk from ``from_seq`` to the head, in one session (encrypted, MACed):
+        a new one, or ``session`` when its ticket carries the journal right."""
         chunks = []
         try:
-            s = self.session(ticket)
+            s = session or self.session(ticket)
             seq = from_seq
             while True:
                 payload = s.call(Op.JOURNAL_READ, struct.pack(">IB", seq, CHUNK_MAX))

@@ -42,10 +42,13 @@ class GattLink(Protocol):
 class GattTransport:
     """Whole protocol messages over a GATT link made by ``connect()`` for each connection."""
 
-    def __init__(self, connect: Callable[[], Awaitable[GattLink]], timeout: float = 10.0) -> None:
+    def __init__(self, connect: Callable[[], Awaitable[GattLink]], timeout: float = 10.0,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._connect = connect
         self.timeout = timeout
-        self._loop = asyncio.new_event_loop()
+        # a loop given by the caller (a phone's radio, shared by its transports) stays open
+        self._own_loop = loop is None
+        self._loop = loop or asyncio.new_event_loop()
         self._link: GattLink | None = None
 
     def _run(self, coro):
@@ -92,7 +95,8 @@ class GattTransport:
             pass
         finally:
             self._link = None
-            self._loop.close()
+            if self._own_loop:
+                self._loop.close()
 
 
 def advert_lock_id(manufacturer_data: dict[int, bytes]) -> bytes | None:
@@ -189,33 +193,84 @@ class SimRadioLink:
             raise TransportError(f"simulated radio: {e}") from None
 
 
+class SimRadio:
+    """A phone's radio in a running fleet: one central per fleet host, on one event loop.
+
+    ``fleet`` is a :class:`simulator.fleet.Fleet` (its recorded hosts and lock positions).
+    :meth:`link` makes a ``connect()`` for :class:`GattTransport` that walks the phone to
+    ``distance`` metres from the lock, scans for it and connects. A radio belongs to one
+    thread: its host connections live on the loop of the transports that use it
+    (``GattTransport(..., loop=radio.loop)``), so many transports share them.
+    """
+
+    def __init__(self, fleet, mtu: int = 185, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.fleet = fleet
+        self.mtu = mtu
+        self.loop = loop or asyncio.new_event_loop()
+        self._centrals: dict[int, tuple] = {}    # fleet host -> (HostClient, phone id)
+
+    async def _central(self, host: int, x: float, y: float):
+        from simulator.fleet import HostClient
+        r = self._centrals.get(host)
+        if r is None:
+            c = await HostClient(self.fleet.state.hosts[host]["port"]).open()
+            pid = (await c.call("phone_new", mtu=self.mtu, x=x, y=y))["phone"]
+            r = self._centrals[host] = (c, pid)
+        else:
+            await r[0].call("phone_move", phone=r[1], x=x, y=y)
+        return r
+
+    def link(self, lock: str, distance: float = 2.0):
+        """A ``connect()`` for :class:`GattTransport`: this phone at ``lock``'s door."""
+        async def connect() -> GattLink:
+            from simulator.fleet import FleetError
+            try:
+                spec = self.fleet.state.locks.get(lock)
+                if spec is None:
+                    raise TransportError(f"no lock {lock!r} in the fleet in {self.fleet.dir}")
+                c, pid = await self._central(self.fleet.host_of(lock), spec.x + distance, spec.y)
+                for _ in range(_SCAN_TRIES):
+                    # like a phone's scan: a lock that just ended a connection advertises again shortly
+                    for ad in await c.call("phone_scan", phone=pid):
+                        if ad.get("lock") != lock:
+                            continue  # another lock within range
+                        r = await c.call("phone_connect", phone=pid, addr=ad["addr"], timeout_ms=2000)
+                        return SimRadioLink(c, r["conn"], r["mtu"])
+                    await asyncio.sleep(_SCAN_PAUSE_S)
+                raise TransportError(f"lock {lock!r} is not in range")
+            except FleetError as e:
+                raise TransportError(f"simulated radio: {e}") from None
+        return connect
+
+    def close(self) -> None:
+        """Forget the phone's centrals and close the host connections (and the loop)."""
+        async def forget():
+            for c, pid in self._centrals.values():
+                try:
+                    await c.call("phone_forget", phone=pid)
+                except Exception:  # the host may be gone already
+                    pass
+                await c.close()
+        try:
+            self.loop.run_until_complete(forget())
+        finally:
+            self._centrals = {}
+            self.loop.close()
+
+
 def sim_radio_link(state_dir: str, lock: str, mtu: int = 185, distance: float = 2.0):
     """A ``connect()`` for :class:`GattTransport`: a phone standing ``distance`` metres from
     ``lock`` in the running fleet in ``state_dir`` (``locksim start``)."""
     state: dict = {}
 
     async def connect() -> GattLink:
-        from simulator.fleet import FleetError, HostClient, running_fleet
-        try:
-            if not state:
+        if not state:
+            from simulator.fleet import FleetError, running_fleet
+            try:
                 fleet = running_fleet(state_dir)
-                if lock not in fleet.state.locks:
-                    raise TransportError(f"no lock {lock!r} in the fleet in {state_dir}")
-                spec = fleet.state.locks[lock]
-                c = await HostClient(fleet.state.hosts[fleet.host_of(lock)]["port"]).open()
-                pid = (await c.call("phone_new", mtu=mtu, x=spec.x + distance, y=spec.y))["phone"]
-                state.update(client=c, phone=pid)
-            c, pid = state["client"], state["phone"]
-            for _ in range(_SCAN_TRIES):
-                # like a phone's scan: a lock that just ended a connection advertises again shortly
-                for ad in await c.call("phone_scan", phone=pid):
-                    if ad.get("lock") != lock:
-                        continue  # another lock within range
-                    r = await c.call("phone_connect", phone=pid, addr=ad["addr"], timeout_ms=2000)
-                    return SimRadioLink(c, r["conn"], r["mtu"])
-                await asyncio.sleep(_SCAN_PAUSE_S)
-            raise TransportError(f"lock {lock!r} is not in range")
-        except FleetError as e:
-            raise TransportError(f"simulated radio: {e}") from None
+            except FleetError as e:
+                raise TransportError(f"simulated radio: {e}") from None
+            state["radio"] = SimRadio(fleet, mtu, asyncio.get_running_loop())
+        return await state["radio"].link(lock, distance)()
 
     return connect

@@ -145,8 +145,11 @@ class KeyServerSource:
         self._c = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
         self._bundle: dict | None = None
         self.shift_hours = shift_hours   # the lifetime of the bundle's tickets
+        self.online = True               # False: the phone has no network (the held bundle still works)
 
     def _call(self, method: str, path: str, token: str, what: str, json: dict | None = None) -> dict:
+        if not self.online:
+            raise SourceError(f"no network: cannot reach the key server for {what}")
         try:
             r = self._c.request(method, path, json=json, headers={"Authorization": f"Bearer {token}"})
         except self._httpx.HTTPError as e:

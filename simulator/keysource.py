@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -92,6 +93,8 @@ class LocalIssuer:
         self.journal: dict[str, dict] = {}   # lock_id hex -> {"seq", "chain", "epoch", "records"}
         self._ticket_id = 1000
         self._by_name: dict[str, str] = {}
+        self.mutex = threading.RLock()       # phones on many threads share one issuer
+        self._deny_msgs: dict[tuple[str, int, int], bytes] = {}
         if self.path and self.path.exists():
             d = json.loads(self.path.read_text())
             self.locks = d["locks"]
@@ -162,6 +165,16 @@ class LocalIssuer:
             return 0, None
         return self.deny_version, deny_list(self.keys(lock_id), self.deny_version, self.deny_entries)
 
+    def deny_message(self, lock_id: bytes, epoch: int) -> bytes | None:
+        """The current deny list MACed under ``epoch`` (DENY_UPDATE args), None when no list exists."""
+        if not self.deny_version:
+            return None
+        key = (lock_id.hex(), epoch, self.deny_version)
+        m = self._deny_msgs.get(key)
+        if m is None:
+            m = self._deny_msgs[key] = deny_list(self.keys(lock_id, epoch), self.deny_version, self.deny_entries)
+        return m
+
     def revoke_user(self, user_id: int, until: int) -> None:
         self.deny_entries.append((int(DenyKind.USER), user_id, until))
         self.deny_version += 1
@@ -227,3 +240,105 @@ class LocalIssuer:
         j["seq"], j["chain"], j["epoch"] = last.seq, bytes(last.chain).hex(), epoch
         j["records"].extend([r.seq, r.time, r.event, r.user_id, r.arg] for r in recs)
         return Ingest(recs, journal_ack(self.keys(lock_id, epoch), last.seq, bytes(last.chain)))
+
+
+class PhoneBundles:
+    """One carer's phone on the local issuer, shaped like the phone side of
+    :class:`provisioning.keysource.KeyServerSource` (what :class:`provisioning.carer.CarerApp`
+    calls): ticket bundles in the key server's format (``POST /api/v1/phone/bundle``,
+    docs/keyserver.md), HELLO reports, time tokens, journal uploads and re-key proofs.
+
+    The grants (lock, validity, rights) are what the scenario's planner gave the carer;
+    each bundle carries a ticket per grant for the lock's epoch, and for the new epoch
+    too while an over-the-air re-key is pending, with the lock's deny list under each
+    epoch. ``online`` False is a phone without network; ``revoked`` is a lost phone the
+    server now refuses. Both still hold their last bundle (:attr:`held_bundle`).
+    ``clock`` gives the simulated wall time for time tokens. Many phones share one issuer
+    from many threads: every call holds the issuer's mutex.
+    """
+
+    def __init__(self, issuer: LocalIssuer, user_id: int, clock) -> None:
+        self.issuer = issuer
+        self.user_id = user_id
+        self.clock = clock
+        self.online = True
+        self.revoked = False
+        self.grants: dict[str, list[tuple[int, int, int]]] = {}   # lock id hex -> [(not_before, not_after, rights)]
+        self._tickets: dict[tuple, dict] = {}
+        self._bundle: dict | None = None
+
+    def add_grant(self, lock_id: bytes, not_before: int, not_after: int, rights: int) -> None:
+        with self.issuer.mutex:
+            g = (int(not_before), int(not_after), int(rights))
+            if g not in self.grants.setdefault(lock_id.hex(), []):
+                self.grants[lock_id.hex()].append(g)
+
+    def _reach(self, what: str) -> None:
+        from provisioning.keysource import SourceError
+        if not self.online:
+            raise SourceError(f"no network: cannot reach the key server for {what}")
+        if self.revoked:
+            raise SourceError(f"key server refused {what} (403): this phone has been revoked")
+
+    def _ticket(self, lock_id: bytes, epoch: int, g: tuple[int, int, int]) -> dict:
+        key = (lock_id, epoch, g)
+        t = self._tickets.get(key)
+        if t is None:
+            nb, na, rights = g
+            gr = self.issuer.grant(lock_id, self.user_id, nb, na, rights, nb, epoch=epoch)
+            t = self._tickets[key] = {"ticket_id": gr.ticket_id, "epoch": epoch, "ticket": gr.ticket.hex(),
+                                      "k_t": gr.k_t.hex(), "not_before": nb, "not_after": na, "rights": rights}
+        return t
+
+    def bundle(self, fresh: bool = False) -> dict:
+        if self._bundle is not None and not fresh:
+            return self._bundle
+        self._reach("the ticket bundle")
+        with self.issuer.mutex:
+            out = []
+            for lid_hex, grants in self.grants.items():
+                lid = bytes.fromhex(lid_hex)
+                e = self.issuer.locks[lid_hex]
+                p = e.get("pending")
+                epochs = [e["epoch"]] + ([p["epoch"]] if p else [])
+                out.append({
+                    "lock_id": lid_hex, "epochs": epochs,
+                    "tickets": [self._ticket(lid, ep, g) for ep in epochs for g in grants],
+                    "deny_version": self.issuer.deny_version,
+                    "deny_lists": {str(ep): m.hex() for ep in epochs
+                                   if (m := self.issuer.deny_message(lid, ep)) is not None},
+                    "rekey": ({"old_epoch": e["epoch"], "new_epoch": p["epoch"],
+                               "message": self.issuer.rekey(lid).hex()} if p else None),
+                    "journal_from_seq": self.issuer.journal_state(lid)["seq"] + 1})
+            self._bundle = {"locks": out}
+        return self._bundle
+
+    @property
+    def held_bundle(self) -> dict | None:
+        return self._bundle
+
+    def hello(self, hello: bytes) -> dict:
+        from lockproto import Hello
+        self._reach("the HELLO report")
+        with self.issuer.mutex:
+            e = self.issuer.locks.get(Hello.decode(hello).lock_id.hex())
+            return {"rekey": bool(e and e.get("pending"))}
+
+    def time_token(self, lock_id: bytes, epoch: int, nonce_l: bytes) -> bytes:
+        self._reach("a time token")
+        with self.issuer.mutex:
+            return time_token(self.issuer.keys(lock_id, epoch), nonce_l, int(self.clock()))
+
+    def upload(self, lock_id: bytes, chunk: bytes):
+        from provisioning.keysource import Upload
+        self._reach("the journal upload")
+        with self.issuer.mutex:
+            ing = self.issuer.ingest(lock_id, chunk)
+        return Upload(len(ing.records), ing.ack, ing.problem)
+
+    def rekey_proof(self, lock_id: bytes, proof: bytes) -> bool:
+        self._reach("the re-key proof")
+        with self.issuer.mutex:
+            done = self.issuer.rekey_proved(lock_id, proof)
+        self._bundle = None
+        return done

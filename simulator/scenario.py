@@ -31,7 +31,9 @@ import shutil
 import sys
 import tempfile
 import time
+import threading
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -39,9 +41,11 @@ from pathlib import Path
 
 from lockproto import Err, Op, Right
 
+from provisioning.carer import CarerApp, DoorVisit
+from provisioning.gatt import GattTransport, SimRadio
+
 from .fleet import Fleet, FleetError, LockSpec
-from .keysource import Grant, LocalIssuer
-from .phone import CarerPhone, Outcome
+from .keysource import LocalIssuer, PhoneBundles
 
 CARER_RIGHTS = Right.UNLOCK | Right.LOCK | Right.JOURNAL
 
@@ -282,21 +286,81 @@ class Report:
         return "\n".join(lines)
 
 
-class Runner:
-    """Plays one scenario against a fleet (see the module docstring)."""
+class LocalDistrict:
+    """The district's key server when none is given: the local issuer, and one
+    :class:`~simulator.keysource.PhoneBundles` per phone."""
 
-    def __init__(self, sc: Scenario, fleet: Fleet, issuer: LocalIssuer, concurrency: int = 64,
-                 progress: bool = False) -> None:
+    def __init__(self, issuer: LocalIssuer, clock) -> None:
+        self.issuer = issuer
+        self.clock = clock
+        self.sources: dict[str, PhoneBundles] = {}
+        self.users: dict[str, int] = {}
+
+    def register(self, lock: str) -> tuple[bytes, int, bytes]:
+        with self.issuer.mutex:
+            return self.issuer.register(lock)
+
+    def add_carer(self, carer: Carer, plan: dict[bytes, tuple[int, int]]):
+        src = PhoneBundles(self.issuer, carer.user, self.clock)
+        for lid, (nb, na) in plan.items():
+            src.add_grant(lid, nb, na, CARER_RIGHTS)
+        self.sources[carer.name] = src
+        self.users[carer.name] = carer.user
+        return src
+
+    def alarm(self, carer: Carer, lid: bytes, wall: int, minutes: float) -> None:
+        # a temporary key for one door, from a minute ago until ten minutes after the visit
+        self.sources[carer.name].add_grant(lid, wall - 60, wall + int(minutes * 60) + 600, CARER_RIGHTS)
+
+    def lose_phone(self, carer: Carer, until: int):
+        """Revoke the lost phone's user on every lock; a replacement phone under a new identity."""
+        old = self.sources[carer.name]
+        with self.issuer.mutex:
+            self.issuer.revoke_user(old.user_id, until)
+        old.revoked = True
+        new = PhoneBundles(self.issuer, old.user_id + 10000, self.clock)
+        new.grants = {k: list(v) for k, v in old.grants.items()}
+        self.sources[carer.name] = new
+        return new, f"user {old.user_id} revoked (deny list v{self.issuer.deny_version}); " \
+                    f"a replacement phone as user {new.user_id}"
+
+    def start_rekey(self, lid: bytes) -> None:
+        with self.issuer.mutex:
+            self.issuer.rekey(lid)
+
+    def set_time(self, wall: int) -> None:
+        pass
+
+    def extra_report(self, sc: "Scenario") -> dict:
+        return {}
+
+    def close(self) -> None:
+        self.issuer.save()
+
+
+class Runner:
+    """Plays one scenario against a fleet (see the module docstring).
+
+    Each carer's phone is a :class:`provisioning.carer.CarerApp` on the provisioning
+    library, reaching the locks over the fleet's radio (:class:`provisioning.gatt.SimRadio`)
+    and its key server through ``district``: a :class:`LocalDistrict` (the local issuer)
+    or a :class:`KeyServerDistrict` adapter. The library is synchronous, so phone work runs
+    on a pool of ``concurrency`` threads, each with its own radio and event loop.
+    """
+
+    def __init__(self, sc: Scenario, fleet: Fleet, issuer: LocalIssuer | None = None, concurrency: int = 64,
+                 progress: bool = False, district=None) -> None:
         self.sc = sc
         self.fleet = fleet
-        self.issuer = issuer
+        self.district = district or LocalDistrict(issuer or LocalIssuer(), self.wall)
         self.ids: dict[str, bytes] = {}
-        self.phones: dict[str, CarerPhone] = {}
-        self.grants: dict[tuple[str, str], Grant] = {}
-        self.revoked: dict[str, int] = {}     # carer -> the user id of the lost phone
-        self.lost_grants: dict[tuple[str, str], Grant] = {}
-        self.retired: list[CarerPhone] = []
+        self.apps: dict[str, CarerApp] = {}
+        self.lost_apps: dict[str, CarerApp] = {}
         self.sem = asyncio.Semaphore(concurrency)
+        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="phone")
+        self._local = threading.local()
+        self._radios: list[SimRadio] = []
+        self._radios_lock = threading.Lock()
         self.queue: list = []
         self._seq = itertools.count()
         self.now_s = 0
@@ -306,12 +370,37 @@ class Runner:
         self.uploads = {"records": 0, "problems": 0}
         self.progress = progress
 
+    def wall(self) -> int:
+        """The simulated wall clock (Unix seconds)."""
+        return self.sc.start + self.now_s
+
     def at(self, t: int, fn, *args) -> None:
         heapq.heappush(self.queue, (t, next(self._seq), fn, args))
+
+    # ---- phones ----
+
+    def _transport(self, lock: str, mtu: int) -> GattTransport:
+        # runs on a phone thread: that thread's radio (one central per fleet host)
+        radios = getattr(self._local, "radios", None)
+        if radios is None:
+            radios = self._local.radios = {}
+        r = radios.get(mtu)
+        if r is None:
+            r = radios[mtu] = SimRadio(self.fleet, mtu)
+            with self._radios_lock:
+                self._radios.append(r)
+        return GattTransport(r.link(lock), timeout=10, loop=r.loop)
+
+    def _app(self, c: Carer, source) -> CarerApp:
+        return CarerApp(c.name, source, lambda lock, mtu=c.mtu: self._transport(lock, mtu))
+
+    async def _phone(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     async def setup(self) -> None:
         sc = self.sc
         self.fleet.state.wall0 = sc.start
+        self.district.set_time(self.wall())
         self.fleet.start()
         await self.fleet.attach()
         await self.fleet.all("time", speed=0)
@@ -321,12 +410,14 @@ class Runner:
         if sc.radio:
             await self.fleet.all("radio", **sc.radio)
         wall = await self.fleet.wall()
+        keys = {}
         for s in sc.locks:
-            lid, ep, m = self.issuer.register(s.name)
-            self.ids[s.name] = lid
+            keys[s.name] = await self._phone(self.district.register, s.name)
+            self.ids[s.name] = keys[s.name][0]
+
         async def provision(names):
             for name in names:
-                lid, ep, m = self.issuer.register(name)
+                lid, ep, m = keys[name]
                 r = await self.fleet.call(name, "provision", lock_id=lid.hex(), epoch=ep, master=m.hex(), now=wall)
                 if r["status"] != Err.OK:
                     raise FleetError(f"{name}: provisioning refused")
@@ -344,8 +435,19 @@ class Runner:
                 await self.fleet.call(name, "jam", on=True)
             if "drift_ppm" in o:
                 await self.fleet.call(name, "clock", drift_ppm=int(o["drift_ppm"]))
+        # the planner's grants: each carer's route doors for the shift (half an hour before
+        # it starts to an hour after it ends)
+        plans: dict[str, dict[bytes, tuple[int, int]]] = {c: {} for c in sc.carers}
+        for v in sc.visits + [lp | {"kind": "lost"} for lp in sc.lost_phones]:
+            if v.get("kind") in ("route", "planned", "lost"):
+                a, b = sc.shifts[sc.carers[v["carer"]].shift]
+                plans[v["carer"]][self.ids[v["lock"]]] = (sc.day0 + a - 1800, sc.day0 + b + 3600)
         for c in sc.carers.values():
-            self.phones[c.name] = CarerPhone(self.fleet, c.name, c.user, self.issuer, mtu=c.mtu, online=c.online)
+            src = await self._phone(self.district.add_carer, c, plans[c.name])
+            self.apps[c.name] = self._app(c, src)
+            if not c.online:   # it fetched its shift's bundle before going out of coverage
+                await self._phone(src.bundle)
+                src.online = False
         for v in sc.visits + sc.alarms:
             if v["t"] is None:
                 self.visits.append({**v, "result": "unscheduled"})
@@ -361,34 +463,16 @@ class Runner:
         for p in sc.power_cuts:
             self.at(p["t"], self.cut_power, p)
 
-    # ---- tickets ----
-
-    def grant(self, carer: Carer, lock: str, t: int, kind: str, minutes: float) -> Grant:
-        """The ticket the carer's phone fetched: the shift for planned visits, a short
-        temporary key for an alarm."""
-        wall = self.sc.start + t
-        if kind == "alarm":
-            return self.issuer.grant(self.ids[lock], carer.user, wall - 60, wall + int(minutes * 60) + 600,
-                                     CARER_RIGHTS, wall - 60)
-        key = (carer.name, lock)
-        g = self.grants.get(key)
-        if g is None or self.issuer.keys(self.ids[lock]).epoch != _epoch(g):
-            a, b = self.sc.shifts[carer.shift]
-            nb = self.sc.day0 + a - 1800
-            na = self.sc.day0 + b + 3600
-            g = self.issuer.grant(self.ids[lock], carer.user, nb, na, CARER_RIGHTS, min(wall, nb))
-            self.grants[key] = g
-        return g
-
     # ---- events ----
 
     async def arrive(self, v: dict) -> None:
         carer = self.sc.carers[v["carer"]]
-        phone = self.phones[carer.name]
         rec = {**v, "result": None}
         self.visits.append(rec)
-        out, g = await self._session(carer, v, Op.UNLOCK)
-        self._note(rec, out, Op.UNLOCK)
+        if v["kind"] == "alarm":
+            await self._phone(self.district.alarm, carer, self.ids[v["lock"]], self.wall(), v["minutes"])
+        dv = await self._phone(self.apps[carer.name].open_door, v["lock"], False)
+        self._note(rec, dv)
         if rec["result"] != "ok":
             return
         t = v["t"]
@@ -398,48 +482,39 @@ class Runner:
         self.at(leave, self.press, v["lock"])
         self.at(leave + 3, self.door, v["lock"], True)
         self.at(leave + 6, self.door, v["lock"], False)
-        self.at(leave + 8, self.leave, rec, g)
+        self.at(leave + 8, self.leave, rec)
 
-    async def _session(self, carer: Carer, v: dict, op: int) -> tuple[Outcome, Grant]:
-        """Walk to the door and run ``op``; a phone that meets a re-keyed lock fetches a
-        fresh ticket (when online) and tries once more."""
-        phone = self.phones[carer.name]
-        g = self.grant(carer, v["lock"], v["t"], v["kind"], v["minutes"])
-        await phone.walk_to(v["lock"])
-        out = await phone.session(v["lock"], g, [(op, b"")])
-        if out.status_of(op) == Err.WRONG_EPOCH and phone.online:
-            self.grants.pop((carer.name, v["lock"]), None)
-            g = self.grant(carer, v["lock"], v["t"], v["kind"], v["minutes"])
-            out = await phone.session(v["lock"], g, [(op, b"")])
-        return out, g
-
-    async def leave(self, rec: dict, g: Grant) -> None:
-        carer = self.sc.carers[rec["carer"]]
-        phone = self.phones[carer.name]
-        out, g = await self._session(carer, rec, Op.LOCK)
-        st = out.status_of(Op.LOCK)
-        rec["lock_result"] = "ok" if st == Err.OK else (out.radio_error or Err(st).name if st is not None
-                                                        else out.radio_error)
-        n, problem = await phone.upload_journal(rec["lock"], g)
-        self.uploads["records"] += n
-        if problem and problem != "offline":
+    async def leave(self, rec: dict) -> None:
+        """Outside again: the phone locks the door and carries the journal to the server."""
+        dv = await self._phone(self.apps[rec["carer"]].lock_door, rec["lock"], True)
+        self._relayed(rec, dv)
+        rec["lock_result"] = "ok" if dv.locked else self._why(dv)
+        self.uploads["records"] += dv.journal_records
+        if dv.locked and dv.refusal:
             self.uploads["problems"] += 1
-            rec["upload_problem"] = problem
+            rec["upload_problem"] = dv.refusal
 
-    def _note(self, rec: dict, out: Outcome, op: int) -> None:
-        st = out.status_of(op)
-        if out.rekeyed:
-            self.events.append(f"{rec['lock']}: re-keyed by {rec['carer']}'s phone")
-        if st == Err.OK:
+    @staticmethod
+    def _why(dv: DoorVisit) -> str:
+        return dv.refusal if dv.code is not None else f"radio: {dv.refusal}"
+
+    def _relayed(self, rec: dict, dv: DoorVisit) -> None:
+        for r in dv.relayed:
+            if r.startswith("re-key"):
+                self.events.append(f"{rec['lock']}: {r} delivered by {rec['carer']}'s phone")
+
+    def _note(self, rec: dict, dv: DoorVisit) -> None:
+        self._relayed(rec, dv)
+        if dv.opened:
             rec["result"] = "ok"
-        elif st is not None:
-            rec["result"] = Err(st).name
-            self.refusals[Err(st).name] += 1
+        elif dv.code is not None:
+            rec["result"] = dv.refusal
+            self.refusals[dv.refusal] += 1
+        elif dv.refusal and dv.refusal.startswith("no ") and "ticket" in dv.refusal:
+            rec["result"] = "NO_TICKET"
+            self.refusals["NO_TICKET"] += 1
         else:
-            bad = out.refusal
-            rec["result"] = Err(bad).name if bad is not None else f"radio: {out.radio_error}"
-            if bad is not None:
-                self.refusals[Err(bad).name] += 1
+            rec["result"] = f"radio: {dv.refusal}"
 
     async def door(self, lock: str, open_: bool) -> None:
         await self.fleet.call(lock, "door", open=open_)
@@ -450,35 +525,22 @@ class Runner:
     async def lose_phone(self, lp: dict) -> None:
         c = self.sc.carers[lp["carer"]]
         a, b = self.sc.shifts[c.shift]
-        self.issuer.revoke_user(c.user, self.sc.day0 + b + 86400)
-        self.revoked[c.name] = c.user
-        self.events.append(f"{c.name}'s phone lost: user {c.user} revoked (deny list v{self.issuer.deny_version}); "
-                           f"a replacement phone as user {c.user + 10000}")
-        # the carer goes on with a replacement phone under a new identity and fresh tickets
-        self.retired.append(self.phones[c.name])  # visits under way finish with it
-        c.user += 10000
-        self.phones[c.name] = CarerPhone(self.fleet, c.name, c.user, self.issuer, mtu=c.mtu, online=c.online)
-        for key in [k for k in self.grants if k[0] == c.name]:
-            self.lost_grants[key] = self.grants.pop(key)
+        src, what = await self._phone(self.district.lose_phone, c, self.sc.day0 + b + 86400)
+        self.events.append(f"{c.name}'s phone lost: {what}")
+        # the lost phone keeps the bundle it held; the carer goes on with the replacement
+        self.lost_apps[c.name] = self.apps[c.name]
+        self.apps[c.name] = self._app(c, src)
 
     async def finder_tries(self, lp: dict) -> None:
         c = self.sc.carers[lp["carer"]]
-        old_user = self.revoked.get(c.name, c.user)
-        phone = CarerPhone(self.fleet, "finder", old_user, None, online=False)  # no server: only the bundle
-        g = self.lost_grants.get((c.name, lp["lock"]))
-        if g is None:  # the lost phone held a ticket for this door (its shift bundle)
-            a, b = self.sc.shifts[c.shift]
-            g = self.issuer.grant(self.ids[lp["lock"]], old_user, self.sc.day0 + a - 1800,
-                                  self.sc.day0 + b + 3600, CARER_RIGHTS, self.sc.day0 + a - 1800)
-        await phone.walk_to(lp["lock"])
-        out = await phone.session(lp["lock"], g, [(Op.UNLOCK, b"")], courier=False)
-        await phone.close()
-        st = out.status_of(Op.UNLOCK)
-        held = st is not None and st != Err.OK
-        self.events.append(f"finder with {c.name}'s phone at {lp['lock']}: "
-                           f"{Err(st).name if st is not None else out.radio_error} "
-                           f"({'lock held' if held else 'OPENED: the deny list had not reached this lock'})")
-        if st == Err.OK:
+        lost = self.lost_apps.get(c.name)
+        if lost is None:
+            self.events.append(f"finder at {lp['lock']}: {c.name}'s phone was not lost yet")
+            return
+        dv = await self._phone(lost.open_door, lp["lock"], False)
+        self.events.append(f"finder with {c.name}'s phone at {lp['lock']}: {dv.refusal or 'OK'} "
+                           f"({'OPENED: the deny list had not reached this lock' if dv.opened else 'lock held'})")
+        if dv.opened:
             await self.fleet.call(lp["lock"], "door", open=False)
 
     async def change_battery(self, b: dict) -> None:
@@ -488,7 +550,7 @@ class Runner:
         self.events.append(f"{b['lock']}: cells changed ({b['mv']} mV); time uncertain until a phone relays a token")
 
     async def start_rekey(self, r: dict) -> None:
-        self.issuer.rekey(self.ids[r["lock"]])
+        await self._phone(self.district.start_rekey, self.ids[r["lock"]])
         self.events.append(f"{r['lock']}: re-key started on the server")
 
     async def cut_power(self, p: dict) -> None:
@@ -505,6 +567,11 @@ class Runner:
         async with self.sem:
             await fn(*args)
 
+    async def _advance(self, t: int) -> None:
+        await self.fleet.advance((t - self.now_s) * 1000)
+        self.now_s = t
+        self.district.set_time(self.wall())
+
     async def play(self) -> None:
         end = int(self.sc.hours * 3600)
         done = 0
@@ -516,16 +583,14 @@ class Runner:
                 _, _, fn, args = heapq.heappop(self.queue)
                 batch.append((fn, args))
             if t > self.now_s:
-                await self.fleet.advance((t - self.now_s) * 1000)
-                self.now_s = t
+                await self._advance(t)
             await asyncio.gather(*(self._one(fn, a) for fn, a in batch))
             done += len(batch)
             if self.progress and time.monotonic() - last > 1:
                 last = time.monotonic()
                 print(f"\r{self.sc.name}: {t / 3600:5.2f} h, {done} events", end="", file=sys.stderr, flush=True)
         if end > self.now_s:
-            await self.fleet.advance((end - self.now_s) * 1000)
-            self.now_s = end
+            await self._advance(end)
         if self.progress:
             print(file=sys.stderr)
 
@@ -567,8 +632,12 @@ class Runner:
         return Report(data)
 
     async def close(self) -> None:
-        for p in list(self.phones.values()) + self.retired:
-            await p.close()
+        self.pool.shutdown(wait=True)
+        loop = asyncio.get_running_loop()
+        for r in self._radios:
+            await loop.run_in_executor(None, r.close)
+        self._radios = []
+        await loop.run_in_executor(None, self.district.close)
 
 
 def scratch_dir() -> str | None:
@@ -576,10 +645,6 @@ def scratch_dir() -> str | None:
     dozen small file operations, which cost milliseconds each on a virtual disk)."""
     shm = Path("/dev/shm")
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
-
-
-def _epoch(g: Grant) -> int:
-    return int.from_bytes(g.ticket[9:13], "big")
 
 
 async def run_scenario(sc: Scenario, state_dir: str | Path | None = None, procs: int | None = None,
@@ -600,9 +665,8 @@ async def run_scenario(sc: Scenario, state_dir: str | Path | None = None, procs:
         await runner.setup()
         await runner.play()
         report = await runner.report(time.monotonic() - t0)
-        await runner.close()
-        issuer.save()
     finally:
+        await runner.close()
         if fleet.procs:
             await fleet.stop()
         if tmp is not None:

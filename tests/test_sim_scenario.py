@@ -43,7 +43,7 @@ def test_small_district_day_end_to_end(tmp_path):
     # bob's replacement phone (a new user id) goes on working after the loss
     assert all(v["result"] == "ok" for v in d["visit_log"] if v["carer"] == "bob")
     text = report.text()
-    assert "L0001: re-keyed by ann's phone" in text
+    assert "L0001: re-key to epoch 2 delivered by ann's phone" in text
     # the lost phone's tickets are still within their shift, but the deny list reached L0002
     assert any("finder" in e and "REVOKED (lock held)" in e for e in d["events"]), d["events"]
     st = {s["lock"]: s for s in d["lock_status"]}
