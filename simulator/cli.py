@@ -262,6 +262,11 @@ async def cmd_run(a) -> int:
     return 0
 
 
+async def cmd_battery_life(a) -> int:
+    from .energy import run
+    return await asyncio.to_thread(run, a, f"{PROG} battery-life")
+
+
 async def cmd_attack(a) -> int:
     from .attacks import run_attacks
     report = await run_attacks(state_dir=a.state, progress=_tty())
@@ -359,6 +364,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--report", help="write the report as JSON here")
     s.add_argument("--procs", type=int, default=2)
     s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("battery-life", help="predict battery life per board and power profile (docs/power.md)")
+    from .energy import add_arguments
+    add_arguments(s)
+    s.set_defaults(fn=cmd_battery_life)
 
     s = sub.add_parser("attack", help="run the attack scenarios")
     s.add_argument("--report")

@@ -344,31 +344,42 @@ def _table(preds: list[Prediction]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog=PROG, description="Predict battery life from a simulated day's journal.")
+DESCRIPTION = "Predict battery life from a simulated day's journal."
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options of ``locksim battery-life`` (and of the ``locksim-battery-life`` script)."""
     ap.add_argument("day", nargs="?", help="a day file (JSON from --save); default: simulate one now")
     ap.add_argument("--board", action="append", help="board file name (repeatable; default: the real boards)")
     ap.add_argument("--openings", type=int, default=10, help="door openings a day when simulating (default 10)")
     ap.add_argument("--save", help="write the simulated day (its journal) to this file")
     ap.add_argument("--json", action="store_true", help="print the predictions as JSON")
-    args = ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    ap = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    add_arguments(ap)
+    return run(ap.parse_args(argv), prog)
+
+
+def run(args: argparse.Namespace, prog: str = PROG) -> int:
     try:
         if args.day:
             try:
                 day = json.loads(Path(args.day).read_text())
                 day["records"], day["motor_ms"]  # noqa: B018 (shape check)
             except (OSError, ValueError, KeyError, TypeError) as e:
-                raise SystemExit(f"{PROG}: {args.day}: not a day file ({e})")
+                raise SystemExit(f"{prog}: {args.day}: not a day file ({e})")
         else:
             if args.openings < 1 or args.openings > 200:
-                raise SystemExit(f"{PROG}: --openings must be 1..200")
+                raise SystemExit(f"{prog}: --openings must be 1..200")
             day = simulate_day(openings=args.openings)
             if args.save:
                 Path(args.save).write_text(json.dumps(day))
         boards = args.board or ["esp32-devkitc", "esp32-c3-devkitm"]
         for b in boards:
             if not (BOARDS / f"{b}.json").is_file():
-                raise SystemExit(f"{PROG}: no board file boards/{b}.json")
+                raise SystemExit(f"{prog}: no board file boards/{b}.json")
         preds = [predict(day, b, v, p) for b in boards for v in VARIANTS for p in PROFILES]
     except SystemExit as e:
         print(e.code, file=sys.stderr)

@@ -156,3 +156,23 @@ def test_cli_errors_are_one_line_and_exit_1(tmp_path, capsys):
     assert "no board file" in capsys.readouterr().err
     assert energy.main([str(tmp_path / "missing.json")]) == 1
     assert energy.main(["--openings", "0"]) == 1
+
+
+@pytest.mark.mpy
+def test_locksim_battery_life_subcommand(day, tmp_path):
+    """`locksim battery-life` is the same predictor as the script, errors named by the subcommand."""
+    import subprocess
+    import sys
+    f = tmp_path / "day.json"
+    f.write_text(json.dumps(day))
+    r = subprocess.run([sys.executable, "-m", "simulator.cli", "battery-life", str(f), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    preds = json.loads(r.stdout)
+    assert len(preds) == 2 * len(energy.VARIANTS) * len(energy.PROFILES)
+    best = max(preds, key=lambda p: p["days"])
+    assert best["board"] == "esp32-c3-devkitm" and best["profile"] == "deep_sleep"
+    r = subprocess.run([sys.executable, "-m", "simulator.cli", "battery-life", str(f), "--board", "nosuch"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr.startswith("locksim battery-life: no board file"), r.stderr
+    assert r.stdout == ""
