@@ -1,13 +1,15 @@
 # BLE advertising payloads (docs/protocol.md §3.3), as raw AD structures for
 # aioble.advertise(adv_data=..., resp_data=...). Not authenticated: hints only.
 import struct
-from lockcodes import ADV_FORMAT
 
 try:
     from micropython import const
 except ImportError:
     def const(x):
         return x
+
+# protocol numbers (docs/protocol.md; the same as lockcodes, tests/test_fw_consts.py)
+_ADV_FORMAT = const(1)
 
 _AD_FLAGS = const(0x01)
 _AD_UUID128_ALL = const(0x07)
@@ -25,7 +27,7 @@ def _ad(kind, data):
 
 def advertisement(lock_id, battery_pct, flags):
     # Flags AD + manufacturer data: company (LE), format, lock id, battery %, flags.
-    mfr = struct.pack("<H", _COMPANY) + bytes((ADV_FORMAT,)) + bytes(lock_id) + bytes((battery_pct, flags))
+    mfr = struct.pack("<H", _COMPANY) + bytes((_ADV_FORMAT,)) + bytes(lock_id) + bytes((battery_pct, flags))
     return _ad(_AD_FLAGS, bytes((_GENERAL_DISC_NO_BREDR,))) + _ad(_AD_MANUFACTURER, mfr)
 
 

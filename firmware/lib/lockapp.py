@@ -5,10 +5,6 @@
 # asyncio tasks of `run()` only call it and the transports. Tests and the
 # simulator call poll() directly with simulated time.
 import struct
-from lockcodes import EV_BOOT, EV_PROVISIONED, EV_TIME_UNCERTAIN, FW_VERSION, E_OK, E_PROVISIONED
-from lockcodes import EV_REKEYED
-from lockcodes import (EV_BATTERY, BR_DAILY, BR_FLOOR, EV_DENIED, E_BATTERY_CRITICAL, B_LOCKED, B_LOCKING,
-                       B_UNLOCKED, B_UNLOCKING)
 import lockcrypto
 from lockkeys import KeyStore
 from lockjournal import Journal
@@ -25,6 +21,23 @@ try:
 except ImportError:
     def const(x):
         return x
+
+# protocol numbers (docs/protocol.md; the same as lockcodes, tests/test_fw_consts.py)
+_EV_BOOT = const(0x01)
+_EV_PROVISIONED = const(0x13)
+_EV_TIME_UNCERTAIN = const(0x0D)
+_E_OK = const(0)
+_E_PROVISIONED = const(30)
+_EV_REKEYED = const(0x0F)
+_EV_BATTERY = const(0x0B)
+_BR_DAILY = const(0)
+_BR_FLOOR = const(5)
+_EV_DENIED = const(0x04)
+_E_BATTERY_CRITICAL = const(24)
+_B_LOCKED = const(1)
+_B_LOCKING = const(4)
+_B_UNLOCKED = const(3)
+_B_UNLOCKING = const(2)
 
 _POLL_MS = const(20)
 _ID_KEY = b"identity"
@@ -101,11 +114,11 @@ class DoorUnit:
         if self.keystore.keys is not None and not self.journal.tail_ok:
             # power died between a re-key and its REKEYED record: that record
             # comes first, as the first one under the new key (docs/storage.md)
-            self.ctx.log(EV_REKEYED, arg=self.keystore.keys.epoch)
-        fw = FW_VERSION
-        self.ctx.log(EV_BOOT, arg16=cause, arg=(fw[0] << 16) | (fw[1] << 8) | fw[2])
+            self.ctx.log(_EV_REKEYED, arg=self.keystore.keys.epoch)
+        fw = self.ctx.fw
+        self.ctx.log(_EV_BOOT, arg16=cause, arg=(fw[0] << 16) | (fw[1] << 8) | fw[2])
         if self.clock.time_uncertain():
-            self.ctx.log(EV_TIME_UNCERTAIN)
+            self.ctx.log(_EV_TIME_UNCERTAIN)
             if not was_uncertain:
                 self._save_clock()  # a later reset that keeps the RTC must not make it certain
 
@@ -136,7 +149,7 @@ class DoorUnit:
     def provision(self, lock_id, epoch, master, now):
         # factory mode only (the serial provisioning path calls this)
         if self.provisioned:
-            return E_PROVISIONED
+            return _E_PROVISIONED
         # first: no record of an earlier life may go on under the new key
         self.journal.store.clear()
         self.kv.save(_ID_KEY, lock_id)
@@ -146,8 +159,8 @@ class DoorUnit:
         self.ctx.lock_id = lock_id
         self.journal.__init__(self.journal.store, lock_id, self.keystore.keys.jm)
         self.clock.set_time(now)
-        self.ctx.log(EV_PROVISIONED)
-        return E_OK
+        self.ctx.log(_EV_PROVISIONED)
+        return _E_OK
 
     def session(self):
         s = locksession.LockSession(self.ctx)
@@ -190,11 +203,11 @@ class DoorUnit:
         ev = b.ev
         b.ev = []
         for reason in ev:
-            self.ctx.log(EV_BATTERY, arg16=b.mv(), arg=b.record_arg(reason), final=reason == BR_FLOOR)
+            self.ctx.log(_EV_BATTERY, arg16=b.mv(), arg=b.record_arg(reason), final=reason == _BR_FLOOR)
         day = self.clock.now() // 86400
         if b.mv() and b.journal_ok() and day != self._batt_day and self.provisioned:
             if self._batt_day >= 0:
-                self.ctx.log(EV_BATTERY, arg16=b.mv(), arg=b.record_arg(BR_DAILY))
+                self.ctx.log(_EV_BATTERY, arg16=b.mv(), arg=b.record_arg(_BR_DAILY))
             self._batt_day = day
             self.kv.save(_BATT_KEY, struct.pack(">I", day))
         if b.refused:
@@ -217,11 +230,11 @@ class DoorUnit:
         # the press would unlock (lockmech: it toggles; from JAMMED or UNKNOWN it
         # unlocks unless the bolt reads unlocked) on a critical battery: refused,
         # the motor would brown out; egress by the thumb-turn
-        if (press and not self.batt.unlock_ok() and st != B_UNLOCKED and st != B_UNLOCKING
-                and (st == B_LOCKED or st == B_LOCKING or pos != _POS_UNLOCKED)):
+        if (press and not self.batt.unlock_ok() and st != _B_UNLOCKED and st != _B_UNLOCKING
+                and (st == _B_LOCKED or st == _B_LOCKING or pos != _POS_UNLOCKED)):
             press = False
             self.batt.refused += 1
-            self.ctx.log(EV_DENIED, arg16=E_BATTERY_CRITICAL, arg=2)
+            self.ctx.log(_EV_DENIED, arg16=_E_BATTERY_CRITICAL, arg=2)
         mech.update(self._ms, pos, hw.door.is_closed(), press)
         hw.motor.drive(mech.motor)
         for event, arg16, arg in mech.events():

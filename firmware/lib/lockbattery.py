@@ -16,13 +16,21 @@
 #   the board's brown-out voltage, FLOOR below floor_mv (no flash writes but
 #   the final record). A level is left only hyst_mv above where it was
 #   entered, so noise smaller than the band never produces two events.
-from lockcodes import F_BATTERY_LOW, F_BATTERY_CRITICAL, BR_BOOT, BR_LOW, BR_CRITICAL, BR_OK, BR_FLOOR
 
 try:
     from micropython import const
 except ImportError:
     def const(x):
         return x
+
+# protocol numbers (docs/protocol.md; the same as lockcodes, tests/test_fw_consts.py)
+_F_BATTERY_LOW = const(2)
+_F_BATTERY_CRITICAL = const(4)
+_BR_BOOT = const(1)
+_BR_LOW = const(2)
+_BR_CRITICAL = const(3)
+_BR_OK = const(4)
+_BR_FLOOR = const(5)
 
 LV_UNKNOWN = const(0)
 LV_OK = const(1)
@@ -86,7 +94,7 @@ class Monitor:
         self._run_min = 0       # lowest loaded sample of the current run (0: none)
         self.level = LV_UNKNOWN
         self.ev = []
-        self.boot_record = True  # the first level is journaled as BR_BOOT
+        self.boot_record = True  # the first level is journaled as _BR_BOOT
         self.dropped = 0        # journal records not written below the floor
         self.refused = 0        # motor runs refused for the battery (for feedback)
 
@@ -118,8 +126,8 @@ class Monitor:
     def flags(self):
         lv = self.level
         if lv >= LV_CRITICAL:
-            return F_BATTERY_LOW | F_BATTERY_CRITICAL
-        return F_BATTERY_LOW if lv == LV_LOW else 0
+            return _F_BATTERY_LOW | _F_BATTERY_CRITICAL
+        return _F_BATTERY_LOW if lv == LV_LOW else 0
 
     def unlock_ok(self):
         # a motor run that opens the door only while its relock is still safe
@@ -141,20 +149,20 @@ class Monitor:
         g = self.guard_mv
         # each level is entered at its threshold and left hyst above it
         if m <= self.floor_mv or (lv == LV_FLOOR and m < self.floor_mv + h):
-            new, why = LV_FLOOR, BR_FLOOR
+            new, why = LV_FLOOR, _BR_FLOOR
         elif (m <= self.critical_mv or p <= g
               or (lv >= LV_CRITICAL and (m < self.critical_mv + h or p < g + h))):
-            new, why = LV_CRITICAL, BR_CRITICAL
+            new, why = LV_CRITICAL, _BR_CRITICAL
         elif m <= self.low_mv or (lv >= LV_LOW and m < self.low_mv + h):
-            new, why = LV_LOW, BR_LOW
+            new, why = LV_LOW, _BR_LOW
         else:
-            new, why = LV_OK, BR_OK
+            new, why = LV_OK, _BR_OK
         if new != lv:
             self.level = new
             if lv == LV_UNKNOWN:
-                # the first reading: one BR_BOOT record (its flags carry the level)
+                # the first reading: one _BR_BOOT record (its flags carry the level)
                 if not self.boot_record:
                     return
-                why = BR_BOOT
+                why = _BR_BOOT
             if len(self.ev) < _MAX_EVENTS:
                 self.ev.append(why)

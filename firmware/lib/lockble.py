@@ -22,7 +22,6 @@
 # absorbed by asyncio.wait_for and aioble's timeout guards at unlucky moments).
 import asyncio
 from time import ticks_ms, ticks_add, ticks_diff
-from lockcodes import T_ERROR, E_TIMEOUT, DEFAULT_MTU, FRAG_FIRST
 from lockwire import ProtoError, encode_error
 from lockfrag import fragment, Reassembler
 from lockadv import advertisement, scan_response
@@ -33,6 +32,12 @@ try:
 except ImportError:
     def const(x):
         return x
+
+# protocol numbers (docs/protocol.md; the same as lockcodes, tests/test_fw_consts.py)
+_T_ERROR = const(5)
+_E_TIMEOUT = const(26)
+_DEFAULT_MTU = const(23)
+_FRAG_FIRST = const(0x80)
 
 SERVICE_UUID = "65b3434c-caee-4cff-b110-b8094531587c"
 RX_UUID = "f86ee927-fee6-483e-bfba-e499943801d3"   # phone writes (with response)
@@ -55,7 +60,7 @@ class BleLink(Link):
     def __init__(self, aioble, session_factory, adv_source, mtu=185, uuid=None,
                  hello_ms=_HELLO_MS, msg_ms=_MSG_MS, session_ms=_SESSION_MS, frag_ms=_FRAG_MS,
                  adv_ms=_ADV_MS, linger_ms=_LINGER_MS, interval_us=_ADV_INTERVAL_US):
-        if not DEFAULT_MTU <= mtu <= 517:
+        if not _DEFAULT_MTU <= mtu <= 517:
             raise ValueError("mtu")
         self._ble = aioble
         self._factory = session_factory
@@ -132,10 +137,10 @@ class BleLink(Link):
                     await self._send(conn, encode_error(e.code, e.detail))
                     return
                 if msg is None:
-                    await self._send(conn, encode_error(E_TIMEOUT))
+                    await self._send(conn, encode_error(_E_TIMEOUT))
                     return
                 resp = session.handle(msg)
-                if not await self._send(conn, resp) or resp[0] == T_ERROR or session.closed:
+                if not await self._send(conn, resp) or resp[0] == _T_ERROR or session.closed:
                     return
                 wait = self.msg_ms
         except Exception:
@@ -146,7 +151,7 @@ class BleLink(Link):
             await self._hang_up(conn)
 
     async def _exchange_mtu(self, conn):
-        if self.mtu > DEFAULT_MTU and not conn.mtu:
+        if self.mtu > _DEFAULT_MTU and not conn.mtu:
             try:
                 await conn.exchange_mtu(self.mtu, timeout_ms=_MTU_MS)
             except Exception:
@@ -178,13 +183,13 @@ class BleLink(Link):
             msg = reasm.feed(data, ticks_ms())
             if msg is not None:
                 return msg
-            if data[0] & FRAG_FIRST:
+            if data[0] & _FRAG_FIRST:
                 busy = True
 
     async def _send(self, conn, msg):
         # notify msg fragmented for the connection's MTU; False if it could not go out
         try:
-            for frag in fragment(msg, conn.mtu or DEFAULT_MTU):
+            for frag in fragment(msg, conn.mtu or _DEFAULT_MTU):
                 tries = 0
                 while True:
                     try:

@@ -6,14 +6,6 @@
 #   random (bytes source), battery (lockbattery.Monitor or None: pct, mv,
 #   flags, unlock_ok, journal_ok; docs/power.md "Low-voltage behaviour").
 import struct
-from lockcodes import (
-    E_OK, E_NOT_FOUND, E_STORAGE, E_MALFORMED, OP_UNLOCK,
-    EV_DENIED, EV_LOCKOUT, EV_UNLOCK, EV_LOCK, EV_TIME_SET, EV_DENY_UPDATED, EV_REKEYED, EV_CONFIG,
-    E_NOT_YET_VALID, E_REVOKED, E_BATTERY_CRITICAL, B_UNLOCKED, EV_JOURNAL_PAUSED,
-    F_TIME_UNCERTAIN, F_JOURNAL_BACKLOG, F_FACTORY, F_DOOR_OPEN, F_LOCKED_OUT, F_DENY_STALE,
-    CFG_RELOCK_DELAY, CFG_DOOR_ALARM, CFG_LOCKOUT_THRESHOLD, CFG_LOCKOUT_SECONDS, CFG_POWER_PROFILE,
-    FW_VERSION, E_BACKLOG, E_INTERNAL,
-)
 from lockwire import encode_state
 
 try:
@@ -22,23 +14,57 @@ except ImportError:
     def const(x):
         return x
 
+# protocol numbers (docs/protocol.md; the same as lockcodes, tests/test_fw_consts.py)
+_E_OK = const(0)
+_E_NOT_FOUND = const(22)
+_E_STORAGE = const(25)
+_E_MALFORMED = const(1)
+_OP_UNLOCK = const(1)
+_EV_DENIED = const(0x04)
+_EV_LOCKOUT = const(0x0A)
+_EV_UNLOCK = const(0x02)
+_EV_LOCK = const(0x03)
+_EV_TIME_SET = const(0x0C)
+_EV_DENY_UPDATED = const(0x0E)
+_EV_REKEYED = const(0x0F)
+_EV_CONFIG = const(0x11)
+_E_NOT_YET_VALID = const(10)
+_E_REVOKED = const(13)
+_E_BATTERY_CRITICAL = const(24)
+_B_UNLOCKED = const(3)
+_EV_JOURNAL_PAUSED = const(0x14)
+_F_TIME_UNCERTAIN = const(1)
+_F_JOURNAL_BACKLOG = const(8)
+_F_FACTORY = const(16)
+_F_DOOR_OPEN = const(32)
+_F_LOCKED_OUT = const(64)
+_F_DENY_STALE = const(128)
+_CFG_RELOCK_DELAY = const(1)
+_CFG_DOOR_ALARM = const(2)
+_CFG_LOCKOUT_THRESHOLD = const(3)
+_CFG_LOCKOUT_SECONDS = const(4)
+_CFG_POWER_PROFILE = const(5)
+_E_BACKLOG = const(31)
+_E_INTERNAL = const(29)
+_FW_VERSION = (0, 1, 0)  # lockcodes.FW_VERSION
+
 _RF_UNCERTAIN = const(1)
 _DENY_STALE_S = const(86400)
 _CONFIG_KEY = b"config"
 _DENY_KEY = b"deny"
 _GUARD_KEY = b"guard"
 _JOURNAL_KEY = b"journal"
-_DEFAULTS = ((CFG_RELOCK_DELAY, 5), (CFG_DOOR_ALARM, 120), (CFG_LOCKOUT_THRESHOLD, 5),
-             (CFG_LOCKOUT_SECONDS, 60), (CFG_POWER_PROFILE, 0))
-_LIMITS = {CFG_RELOCK_DELAY: (1, 600), CFG_DOOR_ALARM: (10, 3600), CFG_LOCKOUT_THRESHOLD: (1, 50),
-           CFG_LOCKOUT_SECONDS: (10, 3600), CFG_POWER_PROFILE: (0, 1)}
+_DEFAULTS = ((_CFG_RELOCK_DELAY, 5), (_CFG_DOOR_ALARM, 120), (_CFG_LOCKOUT_THRESHOLD, 5),
+             (_CFG_LOCKOUT_SECONDS, 60), (_CFG_POWER_PROFILE, 0))
+_LIMITS = {_CFG_RELOCK_DELAY: (1, 600), _CFG_DOOR_ALARM: (10, 3600), _CFG_LOCKOUT_THRESHOLD: (1, 50),
+           _CFG_LOCKOUT_SECONDS: (10, 3600), _CFG_POWER_PROFILE: (0, 1)}
 
 
 class LockContext:
     def __init__(self, lock_id, keystore, clock, guard, deny, mech, journal, kv, ticks, random,
                  battery=None, door_open=None):
         self.lock_id = lock_id
-        self.fw = FW_VERSION
+        self.fw = _FW_VERSION
         self.keystore = keystore
         self.clock = clock
         self.guard = guard
@@ -84,7 +110,7 @@ class LockContext:
             if b.dropped and b.journal_ok():
                 n = b.dropped
                 b.dropped = 0
-                self.log(EV_JOURNAL_PAUSED, arg=n)
+                self.log(_EV_JOURNAL_PAUSED, arg=n)
         flags = _RF_UNCERTAIN if self.clock.time_uncertain() else 0
         rec = self.journal.append(keys.jm, self.clock.now(), event, flags, arg16, user_id, ticket_id, arg)
         self.save_journal_state()
@@ -107,8 +133,8 @@ class LockContext:
 
     def set_time(self, t):
         prev = self.clock.set_time(t)
-        self.log(EV_TIME_SET, arg=prev)
-        return E_OK
+        self.log(_EV_TIME_SET, arg=prev)
+        return _E_OK
 
     # ---- deny list ----
 
@@ -120,14 +146,14 @@ class LockContext:
 
     def set_deny(self, version, entries):
         status = self.deny.replace(version, entries, self.clock.now(), not self.clock.time_uncertain())
-        if status != E_OK:
+        if status != _E_OK:
             return status
         try:
             self.kv.save(_DENY_KEY, self.deny.encode())
         except OSError:
-            return E_STORAGE
-        self.log(EV_DENY_UPDATED, arg=version)
-        return E_OK
+            return _E_STORAGE
+        self.log(_EV_DENY_UPDATED, arg=version)
+        return _E_OK
 
     # ---- state ----
 
@@ -135,17 +161,17 @@ class LockContext:
         f = 0
         now = self.clock.now()
         if self.clock.time_uncertain():
-            f |= F_TIME_UNCERTAIN
+            f |= _F_TIME_UNCERTAIN
         if self.keystore.keys is None:
-            f |= F_FACTORY
+            f |= _F_FACTORY
         if self.door_open is not None and self.door_open():
-            f |= F_DOOR_OPEN
+            f |= _F_DOOR_OPEN
         if self.guard.remaining(now):
-            f |= F_LOCKED_OUT
+            f |= _F_LOCKED_OUT
         if self.journal.backlog() * 4 > self.journal.store.capacity * 3:
-            f |= F_JOURNAL_BACKLOG
+            f |= _F_JOURNAL_BACKLOG
         if self.deny.age_s(now) > _DENY_STALE_S:
-            f |= F_DENY_STALE
+            f |= _F_DENY_STALE
         if self.battery is not None:
             f |= self.battery.flags()
         return f
@@ -163,14 +189,14 @@ class LockContext:
 
     def auth_failed(self, code, ticket):
         # tickets that failed before their MAC verified are claims, marked unverified
-        verified = 1 if E_NOT_YET_VALID <= code <= E_REVOKED else 0
+        verified = 1 if _E_NOT_YET_VALID <= code <= _E_REVOKED else 0
         uid = ticket.user_id if ticket is not None else 0
         tid = ticket.ticket_id if ticket is not None else 0
-        self.log(EV_DENIED, arg16=code, user_id=uid, ticket_id=tid, arg=verified)
+        self.log(_EV_DENIED, arg16=code, user_id=uid, ticket_id=tid, arg=verified)
         seconds = self.guard.failed(self.clock.now())
         self._save_guard()
         if seconds:
-            self.log(EV_LOCKOUT, arg=seconds)
+            self.log(_EV_LOCKOUT, arg=seconds)
 
     def auth_ok(self, ticket):
         before = self.guard.state()
@@ -189,40 +215,40 @@ class LockContext:
 
     def actuate(self, op, ticket):
         b = self.battery
-        if op == OP_UNLOCK and b is not None and not b.unlock_ok() and self.mech.state != B_UNLOCKED:
+        if op == _OP_UNLOCK and b is not None and not b.unlock_ok() and self.mech.state != _B_UNLOCKED:
             # a critical battery keeps its last motor runs for locking: refused, journaled
             b.refused += 1
-            self.log(EV_DENIED, arg16=E_BATTERY_CRITICAL, user_id=ticket.user_id,
+            self.log(_EV_DENIED, arg16=_E_BATTERY_CRITICAL, user_id=ticket.user_id,
                      ticket_id=ticket.ticket_id, arg=1)
-            return E_BATTERY_CRITICAL, self.mech.state
+            return _E_BATTERY_CRITICAL, self.mech.state
         status = self.mech.command(op, self.ticks())
-        if status == E_OK:
-            self.log(EV_UNLOCK if op == OP_UNLOCK else EV_LOCK, user_id=ticket.user_id,
+        if status == _E_OK:
+            self.log(_EV_UNLOCK if op == _OP_UNLOCK else _EV_LOCK, user_id=ticket.user_id,
                      ticket_id=ticket.ticket_id)
         return status, self.mech.state
 
     def _apply_config(self):
         c = self.config_values
-        self.mech.set_config(relock_delay_s=c[CFG_RELOCK_DELAY], door_alarm_s=c[CFG_DOOR_ALARM])
-        self.guard.threshold = c[CFG_LOCKOUT_THRESHOLD]
-        self.guard.first_s = c[CFG_LOCKOUT_SECONDS]
+        self.mech.set_config(relock_delay_s=c[_CFG_RELOCK_DELAY], door_alarm_s=c[_CFG_DOOR_ALARM])
+        self.guard.threshold = c[_CFG_LOCKOUT_THRESHOLD]
+        self.guard.first_s = c[_CFG_LOCKOUT_SECONDS]
 
     def config(self, key, value, ticket):
         if key not in self.config_values:
-            return E_NOT_FOUND, 0
+            return _E_NOT_FOUND, 0
         if value is not None:
             lo, hi = _LIMITS[key]
             if not lo <= value <= hi:
-                return E_MALFORMED, 0
+                return _E_MALFORMED, 0
             self.config_values[key] = value
             blob = b"".join(struct.pack(">BI", k, v) for k, v in self.config_values.items())
             try:
                 self.kv.save(_CONFIG_KEY, blob)
             except OSError:
-                return E_STORAGE, 0
+                return _E_STORAGE, 0
             self._apply_config()
-            self.log(EV_CONFIG, arg16=key, user_id=ticket.user_id, arg=value)
-        return E_OK, self.config_values[key]
+            self.log(_EV_CONFIG, arg16=key, user_id=ticket.user_id, arg=value)
+        return _E_OK, self.config_values[key]
 
     # ---- journal ----
 
@@ -239,13 +265,13 @@ class LockContext:
     def factory_reset(self):
         # §3.4: only with the whole journal acknowledged, so nothing is lost
         if self.journal.backlog() > 0:
-            return E_BACKLOG
+            return _E_BACKLOG
         if self.wipe is None:
-            return E_INTERNAL
+            return _E_INTERNAL
         return self.wipe()
 
     def rekey(self, new_epoch, new_master):
         status = self.keystore.install(new_epoch, new_master)
-        if status == E_OK:
-            self.log(EV_REKEYED, arg=new_epoch)  # the first record under the new key
+        if status == _E_OK:
+            self.log(_EV_REKEYED, arg=new_epoch)  # the first record under the new key
         return status

@@ -14,13 +14,21 @@
 # stale and phones push the current list.
 import struct
 from binascii import crc32
-from lockcodes import E_OK, E_STALE, E_CAPACITY, E_MALFORMED, DK_TICKET, DK_USER, DENY_CAPACITY
 
 try:
     from micropython import const
 except ImportError:
     def const(x):
         return x
+
+# protocol numbers (docs/protocol.md; the same as lockcodes, tests/test_fw_consts.py)
+_E_OK = const(0)
+_E_STALE = const(19)
+_E_CAPACITY = const(21)
+_E_MALFORMED = const(1)
+_DK_TICKET = const(1)
+_DK_USER = const(2)
+_DENY_CAPACITY = const(64)
 
 _FORMAT = const(1)
 _HEAD = ">BIIB"     # format, version, updated_at, count
@@ -40,7 +48,7 @@ def _pack(entries):
 
 
 class DenyList:
-    def __init__(self, capacity=DENY_CAPACITY):
+    def __init__(self, capacity=_DENY_CAPACITY):
         self.capacity = capacity
         self.version = 0
         self.updated_at = 0
@@ -62,25 +70,25 @@ class DenyList:
             kind, ident, expires = struct.unpack_from(_ENTRY, b, i)
             if certain and expires <= now:
                 continue
-            if (kind == DK_TICKET and ident == ticket_id) or (kind == DK_USER and ident == user_id):
+            if (kind == _DK_TICKET and ident == ticket_id) or (kind == _DK_USER and ident == user_id):
                 return True
         return False
 
     def replace(self, version, entries, now, certain):
         # a complete new list -> status; checks in the order of §5.2 (after the MAC)
         if len(entries) > self.capacity:
-            return E_CAPACITY
+            return _E_CAPACITY
         for e in entries:
-            if e[0] != DK_TICKET and e[0] != DK_USER:
-                return E_MALFORMED
+            if e[0] != _DK_TICKET and e[0] != _DK_USER:
+                return _E_MALFORMED
         if version <= self.version:
-            return E_STALE
+            return _E_STALE
         if certain:
             entries = [e for e in entries if e[2] > now]
         self._blob = _pack(entries)
         self.version = version
         self.updated_at = now
-        return E_OK
+        return _E_OK
 
     def age_s(self, now):
         # seconds of lock time since the last accepted list (DENY_STALE)
@@ -91,7 +99,7 @@ class DenyList:
         return body + struct.pack(">I", crc32(body) & _U32)
 
     @classmethod
-    def decode(cls, blob, capacity=DENY_CAPACITY):
+    def decode(cls, blob, capacity=_DENY_CAPACITY):
         blob = bytes(blob)
         n = len(blob)
         if n < _HEAD_LEN + _CRC_LEN or struct.unpack_from(">I", blob, n - _CRC_LEN)[0] != crc32(blob[:-_CRC_LEN]) & _U32:
@@ -101,7 +109,7 @@ class DenyList:
             raise ValueError("deny list damaged")
         body = blob[_HEAD_LEN:n - _CRC_LEN]
         for i in range(0, len(body), _ENTRY_LEN):
-            if body[i] != DK_TICKET and body[i] != DK_USER:
+            if body[i] != _DK_TICKET and body[i] != _DK_USER:
                 raise ValueError("deny list damaged")
         d = cls(capacity)
         d.version = version

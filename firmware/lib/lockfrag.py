@@ -1,10 +1,6 @@
 # Transports (docs/protocol.md §3): BLE fragmentation (§3.1) and serial framing (§3.2).
 import struct
 import binascii
-from lockcodes import (
-    MAX_MESSAGE, DEFAULT_MTU, FRAG_FIRST, FRAG_LAST, FRAG_INDEX,
-    E_MALFORMED, E_TOO_LARGE, E_FRAGMENT,
-)
 from lockwire import ProtoError
 
 try:
@@ -19,6 +15,16 @@ except ImportError:
     def const(x):
         return x
 
+# protocol numbers (docs/protocol.md; the same as lockcodes, tests/test_fw_consts.py)
+_MAX_MESSAGE = const(1024)
+_DEFAULT_MTU = const(23)
+_FRAG_FIRST = const(0x80)
+_FRAG_LAST = const(0x40)
+_FRAG_INDEX = const(0x3F)
+_E_MALFORMED = const(1)
+_E_TOO_LARGE = const(5)
+_E_FRAGMENT = const(6)
+
 _FRAG_TIMEOUT_MS = const(2000)
 _MAGIC = b"LK"
 _FRAME_MAX = const(1032)  # "LK" + u16 + 1024 + u32
@@ -26,14 +32,14 @@ _FRAME_MAX = const(1032)  # "LK" + u16 + 1024 + u32
 
 def _check_msg(msg):
     if not msg:
-        raise ProtoError(E_MALFORMED)
-    if len(msg) > MAX_MESSAGE:
-        raise ProtoError(E_TOO_LARGE)
+        raise ProtoError(_E_MALFORMED)
+    if len(msg) > _MAX_MESSAGE:
+        raise ProtoError(_E_TOO_LARGE)
 
 
 # ---- BLE fragments (§3.1) ----
 
-def fragment(msg, mtu=DEFAULT_MTU):
+def fragment(msg, mtu=_DEFAULT_MTU):
     # One message -> list of characteristic values (header + up to mtu - 4 bytes).
     _check_msg(msg)
     size = mtu - 4
@@ -43,11 +49,11 @@ def fragment(msg, mtu=DEFAULT_MTU):
     mv = memoryview(msg)
     n = (len(msg) + size - 1) // size
     for i in range(n):
-        h = i & FRAG_INDEX
+        h = i & _FRAG_INDEX
         if i == 0:
-            h |= FRAG_FIRST
+            h |= _FRAG_FIRST
         if i == n - 1:
-            h |= FRAG_LAST
+            h |= _FRAG_LAST
         out.append(bytes((h,)) + mv[i * size:(i + 1) * size])
     return out
 
@@ -74,21 +80,21 @@ class Reassembler:
                 and _ticks_diff(now_ms, self._last_ms) > self.timeout_ms):
             self.reset()
         if not frag:
-            self._fail(E_FRAGMENT)
+            self._fail(_E_FRAGMENT)
         h = frag[0]
-        if h & FRAG_FIRST:
+        if h & _FRAG_FIRST:
             self.reset()
             self._buf = bytearray()
         elif self._buf is None:
             return None  # not FIRST while idle: ignored
-        if (h & FRAG_INDEX) != self._next or len(frag) < 2:
-            self._fail(E_FRAGMENT)
-        if len(self._buf) + len(frag) - 1 > MAX_MESSAGE:
-            self._fail(E_TOO_LARGE)
+        if (h & _FRAG_INDEX) != self._next or len(frag) < 2:
+            self._fail(_E_FRAGMENT)
+        if len(self._buf) + len(frag) - 1 > _MAX_MESSAGE:
+            self._fail(_E_TOO_LARGE)
         self._buf.extend(frag[1:])
-        self._next = (self._next + 1) & FRAG_INDEX
+        self._next = (self._next + 1) & _FRAG_INDEX
         self._last_ms = now_ms
-        if h & FRAG_LAST:
+        if h & _FRAG_LAST:
             msg = bytes(self._buf)
             self.reset()
             return msg
@@ -136,7 +142,7 @@ class FrameDecoder:
             if len(buf) < 4:
                 break
             n = (buf[2] << 8) | buf[3]
-            if n < 1 or n > MAX_MESSAGE:
+            if n < 1 or n > _MAX_MESSAGE:
                 buf = buf[1:]
                 continue
             if len(buf) < n + 8:

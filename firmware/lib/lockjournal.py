@@ -4,9 +4,6 @@
 # get(i), prev_chain() and clear(): RamRecords here, lockring.FlashRecords on flash
 # (power-loss safe, docs/storage.md).
 import struct
-from lockcodes import (
-    E_OK, E_NOT_FOUND, E_BAD_MAC, EV_OVERFLOW, CHUNK_MAX, RECORD_BODY_LEN,
-)
 from lockcrypto import compare_digest
 from lockrecord import pack_body, seal, chain_genesis, chain_next
 
@@ -15,6 +12,14 @@ try:
 except ImportError:
     def const(x):
         return x
+
+# protocol numbers (docs/protocol.md; the same as lockcodes, tests/test_fw_consts.py)
+_E_OK = const(0)
+_E_NOT_FOUND = const(22)
+_E_BAD_MAC = const(9)
+_EV_OVERFLOW = const(0x10)
+_CHUNK_MAX = const(16)
+_RECORD_BODY_LEN = const(24)
 
 _OVERFLOW_EVERY = const(64)  # one OVERFLOW record per this many lost records
 
@@ -57,7 +62,7 @@ class RamRecords:
 
 
 _STATE = ">III8sI"  # acked, lost, reported, base_chain, first retained sequence
-_STATE_LEN = const(24)
+_BLOB_LEN = const(24)
 
 
 class Journal:
@@ -73,7 +78,7 @@ class Journal:
         first = 1
         # a new journal must persist its genesis: after a re-key jm is another key
         self.dirty = True
-        if state is not None and len(state) == _STATE_LEN:
+        if state is not None and len(state) == _BLOB_LEN:
             self.acked, self.lost, self._reported, self.base_chain, first = struct.unpack(_STATE, state)
             self.dirty = False
         n = store.count()
@@ -83,11 +88,11 @@ class Journal:
         if n:
             last = store.get(n - 1)
             self.head = _seq(last)
-            self.chain = last[RECORD_BODY_LEN:]
-            pc = store.get(n - 2)[RECORD_BODY_LEN:] if n > 1 else store.prev_chain()
+            self.chain = last[_RECORD_BODY_LEN:]
+            pc = store.get(n - 2)[_RECORD_BODY_LEN:] if n > 1 else store.prev_chain()
             if pc is None:
                 pc = self.base_chain
-            self.tail_ok = compare_digest(chain_next(jm, pc, last[:RECORD_BODY_LEN]), self.chain)
+            self.tail_ok = compare_digest(chain_next(jm, pc, last[:_RECORD_BODY_LEN]), self.chain)
         else:
             self.head = self.acked
             self.chain = self.base_chain
@@ -128,7 +133,7 @@ class Journal:
         if self.lost > self._reported and (self.lost - self._reported >= _OVERFLOW_EVERY
                                            or self._overflow_seq < self.first_seq()):
             self._reported = self.lost
-            self._put(jm, now, EV_OVERFLOW, flags, 0, 0, 0, self.lost)
+            self._put(jm, now, _EV_OVERFLOW, flags, 0, 0, 0, self.lost)
             self._overflow_seq = self.head
         return rec
 
@@ -137,7 +142,7 @@ class Journal:
         while store.full():
             # full of unacknowledged records: the oldest ones are lost
             old = store.oldest()
-            self.base_chain = old[RECORD_BODY_LEN:]
+            self.base_chain = old[_RECORD_BODY_LEN:]
             store.drop_oldest()
             self.lost += 1
             self.dirty = True
@@ -145,7 +150,7 @@ class Journal:
         rec = seal(jm, self.chain, pack_body(seq, now, event, flags, arg16, user_id, ticket_id, arg))
         store.append(rec, self.chain)
         self.head = seq
-        self.chain = rec[RECORD_BODY_LEN:]
+        self.chain = rec[_RECORD_BODY_LEN:]
         return rec
 
     def last_time(self):
@@ -166,23 +171,23 @@ class Journal:
         if from_seq > self.head:
             return self.head + 1, [], self.head, self.chain
         i = from_seq - first
-        prev = self.base_chain if i == 0 else self.store.get(i - 1)[RECORD_BODY_LEN:]
-        count = min(max_count, CHUNK_MAX, n - i)
+        prev = self.base_chain if i == 0 else self.store.get(i - 1)[_RECORD_BODY_LEN:]
+        count = min(max_count, _CHUNK_MAX, n - i)
         return from_seq, [self.store.get(i + k) for k in range(count)], self.head, prev
 
     def ack(self, seq, chain):
         # -> (status, acked). Frees records <= seq once the chain matches.
         if seq <= self.acked:
-            return E_OK, self.acked
+            return _E_OK, self.acked
         first = self.first_seq()
         if seq < first or seq > self.head:
-            return E_NOT_FOUND, self.acked
+            return _E_NOT_FOUND, self.acked
         rec = self.store.get(seq - first)
-        if not compare_digest(rec[RECORD_BODY_LEN:], chain):
-            return E_BAD_MAC, self.acked
+        if not compare_digest(rec[_RECORD_BODY_LEN:], chain):
+            return _E_BAD_MAC, self.acked
         for _ in range(seq - first + 1):
-            self.base_chain = self.store.oldest()[RECORD_BODY_LEN:]
+            self.base_chain = self.store.oldest()[_RECORD_BODY_LEN:]
             self.store.drop_oldest()
         self.acked = seq
         self.dirty = True
-        return E_OK, self.acked
+        return _E_OK, self.acked

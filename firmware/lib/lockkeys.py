@@ -7,7 +7,17 @@
 import struct
 import binascii
 from lockcrypto import LockKeys
-from lockcodes import E_OK, E_STALE, E_STORAGE
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+# protocol numbers (docs/protocol.md; the same as lockcodes, tests/test_fw_consts.py)
+_E_OK = const(0)
+_E_STALE = const(19)
+_E_STORAGE = const(25)
 
 _SLOT = ">I32sI"  # epoch, master, crc32(epoch || master)
 _NAMES = (b"keyA", b"keyB")
@@ -66,15 +76,15 @@ class KeyStore:
     def install(self, epoch, master):
         # re-key: write the spare slot; the higher valid epoch wins on reload
         if self.keys is not None and epoch <= self.keys.epoch:
-            return E_STALE
+            return _E_STALE
         spare = 1 - self._slot
         blob = _pack(epoch, master)
         try:
             self.kv.save(_NAMES[spare], blob)
         except OSError:
-            return E_STORAGE
+            return _E_STORAGE
         if self.kv.load(_NAMES[spare]) != blob:
-            return E_STORAGE
+            return _E_STORAGE
         self._slot = spare
         self.keys = LockKeys(master, self.lock_id, epoch)
-        return E_OK
+        return _E_OK

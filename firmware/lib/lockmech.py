@@ -9,7 +9,7 @@
 # Rules (docs/architecture.md, "The mechanism"):
 # - A motion runs until its switch closes, settle_ms more to seat the bolt,
 #   but never past motor_timeout_ms: no switch by then is a jam (JAMMED,
-#   EV_JAM with the motion state and the switch reading, motor off).
+#   _EV_JAM with the motion state and the switch reading, motor off).
 # - The bolt is never driven out while the door is open: a lock waits for
 #   the door to close (raw contact and debounced state both closed), and a
 #   door opening during LOCKING retracts the bolt and relocks after closing.
@@ -19,26 +19,43 @@
 #   UNKNOWN (boot with the bolt between the switches, or the switches lost
 #   while idle) relocks the same way: a lock falls back to LOCKED.
 # - JAMMED: LOCK is always attempted; UNLOCK is attempted while the jams in a
-#   row are at most jam_retries, then E_MECHANISM. A jam also arms a relock
+#   row are at most jam_retries, then _E_MECHANISM. A jam also arms a relock
 #   attempt (relock_delay_s, door closed) while jams <= jam_retries. Any
 #   completed motion or a new switch reading (someone moved the bolt) clears it.
-# - An opposite command during a motion is E_BUSY; the inside button always
+# - An opposite command during a motion is _E_BUSY; the inside button always
 #   works, reversing a motion if need be (it is inside the home). From JAMMED or
 #   UNKNOWN the button locks a bolt that reads UNLOCKED, else unlocks (egress).
 # - Idle disagreement with the switches (thumb-turn): the switch wins, journaled
-#   as EV_UNLOCK / EV_LOCK with no user; a relock is armed as after any unlock.
+#   as _EV_UNLOCK / _EV_LOCK with no user; a relock is armed as after any unlock.
 #   Neither switch for _POS_LOST_MS while idle: UNKNOWN.
-from lockcodes import (
-    B_UNKNOWN, B_LOCKED, B_UNLOCKING, B_UNLOCKED, B_LOCKING, B_JAMMED, OP_UNLOCK, OP_LOCK,
-    E_OK, E_BUSY, E_MECHANISM, E_UNKNOWN_OP, EV_JAM, EV_AUTO_RELOCK, EV_BUTTON, EV_DOOR_OPEN,
-    EV_DOOR_CLOSED, EV_DOOR_LEFT_OPEN, EV_UNLOCK, EV_LOCK,
-)
 
 try:
     from micropython import const
 except ImportError:
     def const(x):
         return x
+
+# protocol numbers (docs/protocol.md; the same as lockcodes, tests/test_fw_consts.py)
+_B_UNKNOWN = const(0)
+_B_LOCKED = const(1)
+_B_UNLOCKING = const(2)
+_B_UNLOCKED = const(3)
+_B_LOCKING = const(4)
+_B_JAMMED = const(5)
+_OP_UNLOCK = const(1)
+_OP_LOCK = const(2)
+_E_OK = const(0)
+_E_BUSY = const(28)
+_E_MECHANISM = const(23)
+_E_UNKNOWN_OP = const(4)
+_EV_JAM = const(0x09)
+_EV_AUTO_RELOCK = const(0x07)
+_EV_BUTTON = const(0x08)
+_EV_DOOR_OPEN = const(0x05)
+_EV_DOOR_CLOSED = const(0x06)
+_EV_DOOR_LEFT_OPEN = const(0x12)
+_EV_UNLOCK = const(0x02)
+_EV_LOCK = const(0x03)
 
 # bolt switch reading (the values of lockhal.Bolt.position())
 POS_UNKNOWN = const(0)
@@ -69,7 +86,7 @@ class Mechanism:
         self.unopened_relock_s = unopened_relock_s
         self.jam_retries = jam_retries
         self.door_debounce_ms = door_debounce_ms
-        self.state = B_UNKNOWN
+        self.state = _B_UNKNOWN
         self.motor = 0
         self.feedback = FB_NONE
         self.door_closed = None  # debounced door contact; None before the first update
@@ -84,7 +101,7 @@ class Mechanism:
         self._quick = False      # a LOCK waits for the door: lock soon after it closes
         self._lost = None        # idle, neither switch since then
         self._jam_pos = POS_UNKNOWN  # switch reading while JAMMED
-        self._known = None       # last definite state (B_LOCKED / B_UNLOCKED), None at boot
+        self._known = None       # last definite state (_B_LOCKED / _B_UNLOCKED), None at boot
         self._ev = []
 
     def set_config(self, relock_delay_s=None, door_alarm_s=None, unopened_relock_s=None):
@@ -119,10 +136,10 @@ class Mechanism:
     # ---- inputs ----
 
     def command(self, op, now):
-        # a phone's OP_UNLOCK / OP_LOCK -> status; E_OK once the motion runs (or
+        # a phone's _OP_UNLOCK / _OP_LOCK -> status; _E_OK once the motion runs (or
         # the bolt is there already, or a LOCK waits for the door to close)
         status = self._go(op, now, False)
-        if status != E_OK:
+        if status != _E_OK:
             self._signal(FB_DENIED)
         return status
 
@@ -131,15 +148,15 @@ class Mechanism:
         self._door(now, door_closed)
         if button:
             st = self.state
-            if st == B_UNLOCKED or st == B_UNLOCKING:
-                op = OP_LOCK
-            elif st == B_LOCKED or st == B_LOCKING:
-                op = OP_UNLOCK
+            if st == _B_UNLOCKED or st == _B_UNLOCKING:
+                op = _OP_LOCK
+            elif st == _B_LOCKED or st == _B_LOCKING:
+                op = _OP_UNLOCK
             else:
-                op = OP_LOCK if pos == POS_UNLOCKED else OP_UNLOCK
-            self._event(EV_BUTTON, B_LOCKED if op == OP_LOCK else B_UNLOCKED)
+                op = _OP_LOCK if pos == POS_UNLOCKED else _OP_UNLOCK
+            self._event(_EV_BUTTON, _B_LOCKED if op == _OP_LOCK else _B_UNLOCKED)
             self._go(op, now, True)
-        if self.state == B_LOCKING or self.state == B_UNLOCKING:
+        if self.state == _B_LOCKING or self.state == _B_UNLOCKING:
             self._motion(now, pos)
         else:
             self._idle(now, pos)
@@ -155,31 +172,31 @@ class Mechanism:
 
     def _go(self, op, now, button):
         st = self.state
-        if op == OP_UNLOCK:
+        if op == _OP_UNLOCK:
             if not button:
-                if st == B_LOCKING:
-                    return E_BUSY
-                if st == B_JAMMED and self.jams > self.jam_retries:
-                    return E_MECHANISM
+                if st == _B_LOCKING:
+                    return _E_BUSY
+                if st == _B_JAMMED and self.jams > self.jam_retries:
+                    return _E_MECHANISM
             self._quick = False
             self._arm(now, 1000 * self.unopened_relock_s)
-            if st != B_UNLOCKED and st != B_UNLOCKING:
+            if st != _B_UNLOCKED and st != _B_UNLOCKING:
                 self._start(1, now)
-            return E_OK
-        if op == OP_LOCK:
-            if st == B_UNLOCKING and not button:
-                return E_BUSY
-            if st == B_LOCKED or st == B_LOCKING:
-                return E_OK
+            return _E_OK
+        if op == _OP_LOCK:
+            if st == _B_UNLOCKING and not button:
+                return _E_BUSY
+            if st == _B_LOCKED or st == _B_LOCKING:
+                return _E_OK
             if not self._closed():
                 self._quick = True  # locks once the door has closed
-                return E_OK
+                return _E_OK
             self._start(-1, now)
-            return E_OK
-        return E_UNKNOWN_OP
+            return _E_OK
+        return _E_UNKNOWN_OP
 
     def _start(self, direction, now):
-        self.state = B_UNLOCKING if direction > 0 else B_LOCKING
+        self.state = _B_UNLOCKING if direction > 0 else _B_LOCKING
         self.motor = direction
         self._t0 = now
         self._hit = None
@@ -201,26 +218,26 @@ class Mechanism:
             if now - self._diff_t >= self.door_debounce_ms:
                 self.door_closed = raw
                 if raw:
-                    self._event(EV_DOOR_CLOSED)
-                    if self.state != B_LOCKED and self.state != B_LOCKING:
+                    self._event(_EV_DOOR_CLOSED)
+                    if self.state != _B_LOCKED and self.state != _B_LOCKING:
                         delay = 1000 * self.relock_delay_s
                         if self._quick and delay > _CLOSE_SETTLE_MS:
                             delay = _CLOSE_SETTLE_MS
                         self._relock = now + delay
                     self._quick = False
                 else:
-                    self._event(EV_DOOR_OPEN)
+                    self._event(_EV_DOOR_OPEN)
                     self._open_t = self._diff_t
                     self._alarmed = False
                     self._relock = None
                 self._diff_t = None
         if self.door_closed is False and not self._alarmed and now - self._open_t >= 1000 * self.door_alarm_s:
             self._alarmed = True
-            self._event(EV_DOOR_LEFT_OPEN, 0, (now - self._open_t) // 1000)
+            self._event(_EV_DOOR_LEFT_OPEN, 0, (now - self._open_t) // 1000)
             self._signal(FB_ALARM)
 
     def _motion(self, now, pos):
-        locking = self.state == B_LOCKING
+        locking = self.state == _B_LOCKING
         if locking and not self._closed():
             # the door opened under a moving bolt: pull it back in; the door
             # closing re-arms the relock (a contact glitch: relock_delay_s)
@@ -231,13 +248,13 @@ class Mechanism:
             if self._hit is None:
                 self._hit = now
             if now - self._hit >= self.settle_ms or now - self._t0 >= self.motor_timeout_ms:
-                self._done(now, B_LOCKED if locking else B_UNLOCKED)
+                self._done(now, _B_LOCKED if locking else _B_UNLOCKED)
             return
         self._hit = None
         if now - self._t0 >= self.motor_timeout_ms:
             self.motor = 0
-            self._event(EV_JAM, self.state, pos)
-            self.state = B_JAMMED
+            self._event(_EV_JAM, self.state, pos)
+            self.state = _B_JAMMED
             self.jams += 1
             self._jam_pos = pos
             self._signal(FB_JAM)
@@ -252,12 +269,12 @@ class Mechanism:
         self._signal(FB_OK)
 
     def _settle(self, now, st):
-        # the bolt is known at st (B_LOCKED / B_UNLOCKED)
+        # the bolt is known at st (_B_LOCKED / _B_UNLOCKED)
         self.state = st
         self._known = st
         self.jams = 0
         self._lost = None
-        if st == B_LOCKED:
+        if st == _B_LOCKED:
             self._relock = None
             self._quick = False
         elif self._relock is None:
@@ -268,26 +285,26 @@ class Mechanism:
         st = self.state
         if pos != POS_UNKNOWN:
             self._lost = None
-            want = B_LOCKED if pos == POS_LOCKED else B_UNLOCKED
-            if st != want and not (st == B_JAMMED and pos == self._jam_pos):
+            want = _B_LOCKED if pos == POS_LOCKED else _B_UNLOCKED
+            if st != want and not (st == _B_JAMMED and pos == self._jam_pos):
                 if self._known is not None and want != self._known:
                     # moved by hand (thumb-turn): no user
-                    self._event(EV_LOCK if want == B_LOCKED else EV_UNLOCK)
-                if want == B_UNLOCKED:
+                    self._event(_EV_LOCK if want == _B_LOCKED else _EV_UNLOCK)
+                if want == _B_UNLOCKED:
                     self._arm(now, 1000 * self.unopened_relock_s)
                 self._settle(now, want)
-        elif st == B_LOCKED or st == B_UNLOCKED:
+        elif st == _B_LOCKED or st == _B_UNLOCKED:
             if self._lost is None:
                 self._lost = now
             elif now - self._lost >= _POS_LOST_MS:
-                self.state = B_UNKNOWN
+                self.state = _B_UNKNOWN
                 self._lost = None
                 if self._relock is None:
                     self._arm(now, 1000 * self.unopened_relock_s)
         st = self.state
-        if st == B_JAMMED:
+        if st == _B_JAMMED:
             self._jam_pos = pos
-        elif st != B_LOCKED and self._closed():
+        elif st != _B_LOCKED and self._closed():
             # the door is closed but no closing was seen (a contact glitch shorter
             # than the debounce): a LOCK waiting for it goes now, and a relock is
             # always armed behind a closed door
@@ -297,6 +314,6 @@ class Mechanism:
                     self._relock = now + _CLOSE_SETTLE_MS
             elif self._relock is None:
                 self._arm(now, 1000 * self.unopened_relock_s)
-        if (st != B_LOCKED and self._relock is not None and now >= self._relock and self._closed()):
-            self._event(EV_AUTO_RELOCK)
+        if (st != _B_LOCKED and self._relock is not None and now >= self._relock and self._closed()):
+            self._event(_EV_AUTO_RELOCK)
             self._start(-1, now)

@@ -4,10 +4,6 @@
 #   wipe(unit) -> status: erases the unit's state, keys last; the unit is then in
 #                 factory mode and restarts shortly (DoorUnit.poll)
 import struct
-from lockcodes import (
-    E_OK, E_MALFORMED, E_NO_SESSION, E_PROVISIONED, E_UNSUPPORTED_VERSION, E_STORAGE,
-    T_PROVISIONED, PROVISION_LEN,
-)
 from lockwire import encode_error
 from lockmsg import provisioned_proof
 
@@ -16,6 +12,16 @@ try:
 except ImportError:
     def const(x):
         return x
+
+# protocol numbers (docs/protocol.md; the same as lockcodes, tests/test_fw_consts.py)
+_E_OK = const(0)
+_E_MALFORMED = const(1)
+_E_NO_SESSION = const(17)
+_E_PROVISIONED = const(30)
+_E_UNSUPPORTED_VERSION = const(2)
+_E_STORAGE = const(25)
+_T_PROVISIONED = const(7)
+_PROVISION_LEN = const(50)
 
 _FORMAT = const(1)
 # blobs erased by a factory reset, in this order; the key slots come last and the
@@ -26,25 +32,25 @@ _SLOTS = (b"keyB", b"keyA")
 
 def provision_request(unit, nonce_l, msg):
     if nonce_l is None:
-        return encode_error(E_NO_SESSION)    # ask for a HELLO first
+        return encode_error(_E_NO_SESSION)    # ask for a HELLO first
     if unit.provisioned:
-        return encode_error(E_PROVISIONED)
-    if len(msg) != PROVISION_LEN:
-        return encode_error(E_MALFORMED)
+        return encode_error(_E_PROVISIONED)
+    if len(msg) != _PROVISION_LEN:
+        return encode_error(_E_MALFORMED)
     if msg[1] != _FORMAT:
-        return encode_error(E_UNSUPPORTED_VERSION, (_FORMAT << 8) | _FORMAT)
+        return encode_error(_E_UNSUPPORTED_VERSION, (_FORMAT << 8) | _FORMAT)
     lock_id = bytes(msg[2:10])
     epoch = struct.unpack_from(">I", msg, 10)[0]
     if lock_id == b"\x00" * 8 or epoch == 0:
-        return encode_error(E_MALFORMED)
+        return encode_error(_E_MALFORMED)
     try:
         status = unit.provision(lock_id, epoch, bytes(msg[14:46]), struct.unpack_from(">I", msg, 46)[0])
     except OSError:
-        status = E_STORAGE
-    if status != E_OK:
+        status = _E_STORAGE
+    if status != _E_OK:
         return encode_error(status)
     unit.hw.production()   # production mode at once, not only from the next boot
-    return bytes((T_PROVISIONED,)) + lock_id + struct.pack(">I", epoch) + \
+    return bytes((_T_PROVISIONED,)) + lock_id + struct.pack(">I", epoch) + \
         provisioned_proof(unit.keystore.keys, nonce_l)
 
 
@@ -56,7 +62,7 @@ def wipe(unit):
         for name in _STATE + _SLOTS:
             kv.delete(name)
     except OSError:
-        return E_STORAGE
+        return _E_STORAGE
     unit.keystore.keys = None   # factory mode from now on, also before the restart
     unit.restart_due = unit.ms() + 500
-    return E_OK
+    return _E_OK

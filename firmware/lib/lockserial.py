@@ -20,7 +20,6 @@
 # `serve()` runs until the stream ends; `run()` until `stop()`.
 import asyncio
 from time import ticks_ms, ticks_add, ticks_diff
-from lockcodes import E_TIMEOUT, T_PROVISION
 from lockwire import encode_error
 from lockfrag import FrameDecoder, encode_frame
 from locklink import Link
@@ -30,6 +29,10 @@ try:
 except ImportError:
     def const(x):
         return x
+
+# protocol numbers (docs/protocol.md; the same as lockcodes, tests/test_fw_consts.py)
+_E_TIMEOUT = const(26)
+_T_PROVISION = const(6)
 
 _HELLO_MS = const(30000)
 _MSG_MS = const(30000)
@@ -79,7 +82,7 @@ class SerialLink(Link):
                     if data is None:
                         session.close()
                         due = None
-                        await self._write(encode_error(E_TIMEOUT))
+                        await self._write(encode_error(_E_TIMEOUT))
                         continue
                 if not data:
                     return
@@ -94,7 +97,7 @@ class SerialLink(Link):
                         resp = session.hello()
                         start = now
                         due = ticks_add(now, self.hello_ms)
-                    elif msg[0] == T_PROVISION and self._provision is not None:
+                    elif msg[0] == _T_PROVISION and self._provision is not None:
                         resp = self._provision(session.take_nonce(), msg)
                         due = None
                     else:

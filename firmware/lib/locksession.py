@@ -2,11 +2,6 @@
 # op, then OPs with counters and MACs. A pure state machine: whole messages in,
 # whole responses out; everything else goes through the lock context `ctx`
 # (identity, keys, clock, deny list, rate limiter, mechanism, config, journal).
-from lockcodes import (
-    T_AUTH, T_OP, DIR_PHONE, DIR_LOCK, PROTO_MIN, PROTO_MAX, MAX_MESSAGE, MAC_LEN, NONCE_LEN,
-    E_OK, E_MALFORMED, E_UNSUPPORTED_VERSION, E_UNKNOWN_TYPE, E_TOO_LARGE, E_WRONG_LOCK,
-    E_WRONG_EPOCH, E_BAD_MAC, E_LOCKED_OUT, E_BAD_COUNTER, E_NO_SESSION, E_FACTORY_MODE,
-)
 from lockcrypto import sha256, ticket_key, session_key, fmac, compare_digest
 from lockwire import ProtoError, decode_auth, decode_op, encode_result_body, encode_error, encode_hello
 from lockticket import parse_ticket, check_validity
@@ -17,6 +12,29 @@ try:
 except ImportError:
     def const(x):
         return x
+
+# protocol numbers (docs/protocol.md; the same as lockcodes, tests/test_fw_consts.py)
+_T_AUTH = const(2)
+_T_OP = const(4)
+_DIR_PHONE = const(0x50)
+_DIR_LOCK = const(0x4C)
+_PROTO_MIN = const(1)
+_PROTO_MAX = const(1)
+_MAX_MESSAGE = const(1024)
+_MAC_LEN = const(16)
+_NONCE_LEN = const(16)
+_E_OK = const(0)
+_E_MALFORMED = const(1)
+_E_UNSUPPORTED_VERSION = const(2)
+_E_UNKNOWN_TYPE = const(3)
+_E_TOO_LARGE = const(5)
+_E_WRONG_LOCK = const(7)
+_E_WRONG_EPOCH = const(8)
+_E_BAD_MAC = const(9)
+_E_LOCKED_OUT = const(15)
+_E_BAD_COUNTER = const(16)
+_E_NO_SESSION = const(17)
+_E_FACTORY_MODE = const(27)
 
 _IDLE = const(0)     # no connection, or its protocol state has ended
 _AWAIT = const(1)    # HELLO sent, waiting for AUTH
@@ -44,8 +62,8 @@ class LockSession:
         # A new connection: fresh nonce, no session; returns the HELLO to send.
         self._forget()
         ctx = self.ctx
-        nonce = bytes(ctx.random(NONCE_LEN))
-        if len(nonce) != NONCE_LEN:
+        nonce = bytes(ctx.random(_NONCE_LEN))
+        if len(nonce) != _NONCE_LEN:
             raise ValueError("nonce")
         keys = ctx.keys
         msg = encode_hello(ctx.lock_id, keys.epoch if keys is not None else 0, nonce, ctx.fw,
@@ -83,8 +101,8 @@ class LockSession:
         return encode_error(code, detail)
 
     def _result(self, ctr, op, status, payload=b""):
-        body = encode_result_body(ctr, op, status, payload if status == E_OK else b"")
-        return body + fmac(self._ks, DIR_LOCK, ctr, body)
+        body = encode_result_body(ctr, op, status, payload if status == _E_OK else b"")
+        return body + fmac(self._ks, _DIR_LOCK, ctr, body)
 
     # ---- messages ----
 
@@ -93,16 +111,16 @@ class LockSession:
         try:
             msg = bytes(msg)
             if not msg:
-                return self._error(E_MALFORMED)
+                return self._error(_E_MALFORMED)
             t = msg[0]
-            if t == T_AUTH:
+            if t == _T_AUTH:
                 return self._auth(msg)   # check 1 (lockout) comes before any length check
-            if t == T_OP:
+            if t == _T_OP:
                 return self._op(msg)
-            if len(msg) > MAX_MESSAGE:
-                return self._error(E_TOO_LARGE)
+            if len(msg) > _MAX_MESSAGE:
+                return self._error(_E_TOO_LARGE)
             # unknown types, and HELLO, RESULT and ERROR, which a lock never receives
-            return self._error(E_UNKNOWN_TYPE)
+            return self._error(_E_UNKNOWN_TYPE)
         except Exception:
             try:
                 self.close()
@@ -114,26 +132,26 @@ class LockSession:
         ctx = self.ctx
         if self._stage != _AWAIT:
             # one AUTH per HELLO: no second session on the same nonce_L
-            return self._error(E_NO_SESSION)
+            return self._error(_E_NO_SESSION)
         keys = ctx.keys
         if keys is None:
-            return self._error(E_FACTORY_MODE)
+            return self._error(_E_FACTORY_MODE)
         left = ctx.lockout_remaining()                                     # 1
         if left > 0:
-            return self._error(E_LOCKED_OUT, left)
+            return self._error(_E_LOCKED_OUT, left)
         ticket = None
         try:
             version, raw, nonce_p, op, args, mac = decode_auth(msg)        # 2
-            if not PROTO_MIN <= version <= PROTO_MAX:                      # 3
-                raise ProtoError(E_UNSUPPORTED_VERSION, (PROTO_MIN << 8) | PROTO_MAX)
+            if not _PROTO_MIN <= version <= _PROTO_MAX:                      # 3
+                raise ProtoError(_E_UNSUPPORTED_VERSION, (_PROTO_MIN << 8) | _PROTO_MAX)
             ticket = parse_ticket(raw)                                     # 4
             if ticket.lock_id != ctx.lock_id:                              # 5
-                raise ProtoError(E_WRONG_LOCK)
+                raise ProtoError(_E_WRONG_LOCK)
             if ticket.epoch != keys.epoch:                                 # 6
-                raise ProtoError(E_WRONG_EPOCH, keys.epoch)
+                raise ProtoError(_E_WRONG_EPOCH, keys.epoch)
             ks = session_key(ticket_key(keys.tk, raw), self._nonce, nonce_p)
-            if not compare_digest(fmac(ks, DIR_PHONE, 0, self._hh + msg[:-MAC_LEN]), mac):
-                raise ProtoError(E_BAD_MAC)                                # 7
+            if not compare_digest(fmac(ks, _DIR_PHONE, 0, self._hh + msg[:-_MAC_LEN]), mac):
+                raise ProtoError(_E_BAD_MAC)                                # 7
         except ProtoError as e:
             ctx.auth_failed(e.code, ticket)
             return self._error(e.code, e.detail)
@@ -142,7 +160,7 @@ class LockSession:
         if ctx.time_uncertain():
             ctx.raise_clock(ticket.issued_at)
         code = check_validity(ticket, ctx.now(), ctx.is_denied)
-        if code != E_OK:
+        if code != _E_OK:
             ctx.auth_failed(code, ticket)
             resp = self._result(0, op, code)
             self.close()
@@ -156,21 +174,21 @@ class LockSession:
 
     def _op(self, msg):
         if self._stage != _SESSION:
-            return self._error(E_NO_SESSION)
+            return self._error(_E_NO_SESSION)
         try:
             ctr, op, args, mac = decode_op(msg)
         except ProtoError as e:
             return self._error(e.code, e.detail)
         if ctr != self._ctr:
-            return self._error(E_BAD_COUNTER)
-        if not compare_digest(fmac(self._ks, DIR_PHONE, ctr, msg[:-MAC_LEN]), mac):
-            return self._error(E_BAD_MAC)
+            return self._error(_E_BAD_COUNTER)
+        if not compare_digest(fmac(self._ks, _DIR_PHONE, ctr, msg[:-_MAC_LEN]), mac):
+            return self._error(_E_BAD_MAC)
         self._ctr = ctr + 1
         # the ticket must still be valid: the clock may have moved (TIME_SET) or
         # the deny list changed since AUTH
         ctx = self.ctx
         code = check_validity(self._ticket, ctx.now(), ctx.is_denied)
-        if code != E_OK:
+        if code != _E_OK:
             resp = self._result(ctr, op, code)
             self.close()
             return resp

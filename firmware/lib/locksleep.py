@@ -8,13 +8,15 @@
 # has closed since (the transport closes it when the phone disconnects):
 # then settle_ms after the last close. The owner then saves what must
 # survive and calls hw.sleep(); the board's wake pin boots the unit again.
-from lockcodes import B_LOCKED
 
 try:
     from micropython import const
 except ImportError:
     def const(x):
         return x
+
+# protocol numbers (docs/protocol.md; the same as lockcodes, tests/test_fw_consts.py)
+_B_LOCKED = const(1)
 
 _SETTLE_MS = const(3000)
 _SESSION_MS = const(35000)  # longer than the protocol's 30 s between a session's messages
@@ -53,4 +55,4 @@ class Sleeper:
             self._head = head
             self._hold(now + self.settle_ms)
             return False
-        return state == B_LOCKED and not motor and door_closed and now >= self._until
+        return state == _B_LOCKED and not motor and door_closed and now >= self._until

@@ -1,16 +1,30 @@
 # Tickets (docs/protocol.md §2): the 41-byte record, its rules and validity at the lock.
 import struct
-from lockcodes import (
-    TICKET_FORMAT, TICKET_LEN, R_RESERVED, SKEW,
-    E_OK, E_MALFORMED, E_UNSUPPORTED_VERSION,
-    E_NOT_YET_VALID, E_EXPIRED, E_OUTSIDE_WINDOW, E_REVOKED,
-)
 from lockwire import ProtoError
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+# protocol numbers (docs/protocol.md; the same as lockcodes, tests/test_fw_consts.py)
+_TICKET_FORMAT = const(1)
+_TICKET_LEN = const(41)
+_R_RESERVED = const(0xF0)
+_SKEW = const(60)
+_E_OK = const(0)
+_E_MALFORMED = const(1)
+_E_UNSUPPORTED_VERSION = const(2)
+_E_NOT_YET_VALID = const(10)
+_E_EXPIRED = const(11)
+_E_OUTSIDE_WINDOW = const(12)
+_E_REVOKED = const(13)
 
 _FMT = ">B8sIIIIIIBHHBh"
 _DAY = 86400
 # detail of UNSUPPORTED_VERSION for a ticket: the formats spoken, min << 8 | max
-_FORMATS = (TICKET_FORMAT << 8) | TICKET_FORMAT
+_FORMATS = (_TICKET_FORMAT << 8) | _TICKET_FORMAT
 
 
 class Ticket:
@@ -30,23 +44,23 @@ def parse_ticket(b):
     try:
         b = bytes(memoryview(b))
     except Exception:
-        raise ProtoError(E_MALFORMED)
+        raise ProtoError(_E_MALFORMED)
     if not b:
-        raise ProtoError(E_MALFORMED)
-    if b[0] != TICKET_FORMAT:
-        raise ProtoError(E_UNSUPPORTED_VERSION, _FORMATS)
-    if len(b) != TICKET_LEN:
-        raise ProtoError(E_MALFORMED)
+        raise ProtoError(_E_MALFORMED)
+    if b[0] != _TICKET_FORMAT:
+        raise ProtoError(_E_UNSUPPORTED_VERSION, _FORMATS)
+    if len(b) != _TICKET_LEN:
+        raise ProtoError(_E_MALFORMED)
     t = Ticket(b)
     ok = (t.ticket_id != 0 and t.user_id != 0 and t.not_before < t.not_after
-          and not (t.rights & R_RESERVED) and not (t.win_days & 0x80))
+          and not (t.rights & _R_RESERVED) and not (t.win_days & 0x80))
     if t.win_days == 0:
         ok = ok and t.win_start == 0 and t.win_end == 0 and t.tz_offset == 0
     else:
         ok = (ok and t.win_start <= 1439 and 1 <= t.win_end <= 1440
               and -1440 <= t.tz_offset <= 1440)
     if not ok:
-        raise ProtoError(E_MALFORMED)
+        raise ProtoError(_E_MALFORMED)
     return t
 
 
@@ -71,13 +85,13 @@ def in_window(t, now):
 
 
 def check_validity(t, now, is_denied):
-    # §2.4 steps 1-4 in order; returns E_OK or the first failing code.
-    if not t.not_before <= now + SKEW:
-        return E_NOT_YET_VALID
+    # §2.4 steps 1-4 in order; returns _E_OK or the first failing code.
+    if not t.not_before <= now + _SKEW:
+        return _E_NOT_YET_VALID
     if not now < t.not_after:
-        return E_EXPIRED
+        return _E_EXPIRED
     if not in_window(t, now):
-        return E_OUTSIDE_WINDOW
+        return _E_OUTSIDE_WINDOW
     if is_denied(t.ticket_id, t.user_id):
-        return E_REVOKED
-    return E_OK
+        return _E_REVOKED
+    return _E_OK
