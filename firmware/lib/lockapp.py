@@ -324,8 +324,12 @@ def boot(hw, mount="/lock", random=lockcrypto.random_bytes):
 def main(board_dir=None, kv_root="/lock"):
     # The device entry point (firmware/main.py). A board with a "sim" part is a
     # simulated unit on the unix port: the same code on the simulator twin.
+    import gc
     import sys
     import lockhal
+    # every module is loaded by now: the imports' garbage goes before the unit's
+    # long-lived state is allocated, which keeps the heap from fragmenting
+    gc.collect()
     if board_dir is None:
         # the unit's filesystem root: "/" on a unit, the simulated unit's flash
         # directory (the working directory) on the unix port

@@ -32,11 +32,11 @@ _BR_CRITICAL = const(3)
 _BR_OK = const(4)
 _BR_FLOOR = const(5)
 
-LV_UNKNOWN = const(0)
-LV_OK = const(1)
-LV_LOW = const(2)
-LV_CRITICAL = const(3)
-LV_FLOOR = const(4)
+_LV_UNKNOWN = const(0)
+_LV_OK = const(1)
+_LV_LOW = const(2)
+_LV_CRITICAL = const(3)
+_LV_FLOOR = const(4)
 
 _FP = const(4)          # fixed point: 1/16 mV
 _IDLE_SHIFT = const(3)  # idle average weight 1/8
@@ -92,7 +92,7 @@ class Monitor:
         self.sag_measured = False
         self._m = 0             # smoothed idle, 1/16 mV; 0 = no sample yet
         self._run_min = 0       # lowest loaded sample of the current run (0: none)
-        self.level = LV_UNKNOWN
+        self.level = _LV_UNKNOWN
         self.ev = []
         self.boot_record = True  # the first level is journaled as _BR_BOOT
         self.dropped = 0        # journal records not written below the floor
@@ -125,16 +125,16 @@ class Monitor:
 
     def flags(self):
         lv = self.level
-        if lv >= LV_CRITICAL:
+        if lv >= _LV_CRITICAL:
             return _F_BATTERY_LOW | _F_BATTERY_CRITICAL
-        return _F_BATTERY_LOW if lv == LV_LOW else 0
+        return _F_BATTERY_LOW if lv == _LV_LOW else 0
 
     def unlock_ok(self):
         # a motor run that opens the door only while its relock is still safe
-        return self.level < LV_CRITICAL
+        return self.level < _LV_CRITICAL
 
     def journal_ok(self):
-        return self.level != LV_FLOOR
+        return self.level != _LV_FLOOR
 
     def record_arg(self, reason):
         # EV_BATTERY arg: pct | flags << 8 | reason << 16 | sag in 10 mV << 24
@@ -148,18 +148,18 @@ class Monitor:
         p = m - self.sag
         g = self.guard_mv
         # each level is entered at its threshold and left hyst above it
-        if m <= self.floor_mv or (lv == LV_FLOOR and m < self.floor_mv + h):
-            new, why = LV_FLOOR, _BR_FLOOR
+        if m <= self.floor_mv or (lv == _LV_FLOOR and m < self.floor_mv + h):
+            new, why = _LV_FLOOR, _BR_FLOOR
         elif (m <= self.critical_mv or p <= g
-              or (lv >= LV_CRITICAL and (m < self.critical_mv + h or p < g + h))):
-            new, why = LV_CRITICAL, _BR_CRITICAL
-        elif m <= self.low_mv or (lv >= LV_LOW and m < self.low_mv + h):
-            new, why = LV_LOW, _BR_LOW
+              or (lv >= _LV_CRITICAL and (m < self.critical_mv + h or p < g + h))):
+            new, why = _LV_CRITICAL, _BR_CRITICAL
+        elif m <= self.low_mv or (lv >= _LV_LOW and m < self.low_mv + h):
+            new, why = _LV_LOW, _BR_LOW
         else:
-            new, why = LV_OK, _BR_OK
+            new, why = _LV_OK, _BR_OK
         if new != lv:
             self.level = new
-            if lv == LV_UNKNOWN:
+            if lv == _LV_UNKNOWN:
                 # the first reading: one _BR_BOOT record (its flags carry the level)
                 if not self.boot_record:
                     return

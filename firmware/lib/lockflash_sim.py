@@ -20,10 +20,11 @@
 #   GC) reads and writes a scratch copy that power_on() throws away, so it
 #   never reaches the next boot, and littlefs sees a consistent device
 #   meanwhile instead of printing errors from finalisers.
-# Contents are kept per block, only up to a block's last programmed byte (an
-# erased block costs no RAM, a block holding a few records costs a few hundred
-# bytes: a simulator hosts many units, a unit's heap is small), written through
-# to a file when given one, so a unit's flash outlives the process.
+# Contents are kept per 256-byte chunk of a block, and only for chunks holding
+# something (an erased block costs no RAM, a block holding a few records one
+# chunk: a simulator hosts many units, and a unit's small heap never needs a
+# contiguous 4 KiB), written through to a file when given one, so a unit's
+# flash outlives the process.
 import os
 
 try:
@@ -33,14 +34,15 @@ except ImportError:
         return x
 
 _BLOCK = const(4096)
-_CHUNK = const(256)
+_CHUNK = const(256)  # the twin keeps a block in chunks of this size (the code assumes 256)
+_PER_BLOCK = const(16)
 _FF = b"\xff" * 256  # erased bytes, a chunk at a time
-IOCTL_INIT = const(1)
-IOCTL_DEINIT = const(2)
-IOCTL_SYNC = const(3)
-IOCTL_BLOCK_COUNT = const(4)
-IOCTL_BLOCK_SIZE = const(5)
-IOCTL_BLOCK_ERASE = const(6)
+_IOCTL_INIT = const(1)
+_IOCTL_DEINIT = const(2)
+_IOCTL_SYNC = const(3)
+_IOCTL_BLOCK_COUNT = const(4)
+_IOCTL_BLOCK_SIZE = const(5)
+_IOCTL_BLOCK_ERASE = const(6)
 
 
 class FlashError(OSError):
@@ -59,9 +61,9 @@ class SimFlash:
         self.size = blocks * block_size
         self.path = path
         self._f = None
-        # per block: None (erased) or a bytearray of its first bytes up to the
-        # last one programmed; the bytes past its end are erased (0xFF)
-        self._blk = [None] * blocks
+        # block -> a list of its chunks, each None (erased) or a bytearray(_CHUNK);
+        # an erased block has no entry
+        self._blk = {}
         if block_size != _BLOCK:
             raise ValueError("block size")
         if path is not None:
@@ -73,13 +75,10 @@ class SimFlash:
                 chunk = bytearray(_CHUNK)
                 with open(path, "rb") as f:
                     for b in range(blocks):
-                        d = None
-                        for o in range(0, block_size, _CHUNK):
+                        for c in range(_PER_BLOCK):
                             f.readinto(chunk)
                             if chunk != _FF:
-                                d = _grown(d, o + _CHUNK)
-                                d[o:o + _CHUNK] = chunk
-                        self._blk[b] = _trimmed(d)
+                                self._chunk(b, c)[:] = chunk
             else:
                 with open(path, "wb") as f:
                     for _ in range(self.size // _CHUNK):
@@ -118,16 +117,22 @@ class SimFlash:
         return self.programs + self.erases
 
     def image(self):
-        # a snapshot: the blocks as a tuple (None: erased)
-        return tuple(None if b is None else bytes(b) for b in self._blk)
+        # a snapshot: per block None (erased) or its chunks (None: erased)
+        blk = self._blk
+        return tuple(tuple(None if c is None else bytes(c) for c in blk[b]) if b in blk else None
+                     for b in range(self.blocks))
 
     def restore(self, image):
         for i in range(self.blocks):
-            self._blk[i] = None if image[i] is None else bytearray(image[i])
+            b = image[i]
+            if b is None:
+                self._blk.pop(i, None)
+            else:
+                self._blk[i] = [None if c is None else bytearray(c) for c in b]
             self._sync(i * self.block_size, self.block_size)
 
     def used_blocks(self):
-        return sum(1 for b in self._blk if b is not None)
+        return len(self._blk)
 
     def close(self):
         if self._f is not None:
@@ -153,13 +158,13 @@ class SimFlash:
         self._program(a, buf)
 
     def ioctl(self, op, arg):
-        if op in (IOCTL_INIT, IOCTL_DEINIT, IOCTL_SYNC):
+        if op in (_IOCTL_INIT, _IOCTL_DEINIT, _IOCTL_SYNC):
             return 0
-        if op == IOCTL_BLOCK_COUNT:
+        if op == _IOCTL_BLOCK_COUNT:
             return self.blocks
-        if op == IOCTL_BLOCK_SIZE:
+        if op == _IOCTL_BLOCK_SIZE:
             return self.block_size
-        if op == IOCTL_BLOCK_ERASE:
+        if op == _IOCTL_BLOCK_ERASE:
             self._addr(arg, 0, self.block_size)
             self._erase(arg)
             return 0
@@ -187,19 +192,28 @@ class SimFlash:
         self.dead = True
         raise PowerCut()
 
+    def _chunk(self, b, c):
+        # chunk c of block b, made (erased) if it holds nothing yet
+        blk = self._blk.get(b)
+        if blk is None:
+            blk = self._blk[b] = [None] * _PER_BLOCK
+        d = blk[c]
+        if d is None:
+            d = blk[c] = bytearray(_FF)
+        return d
+
     def _get(self, a, buf):
+        # buf[:] = the bytes from address a on
         n = len(buf)
-        bs = self.block_size
         mv = memoryview(buf)
         i = 0
         while i < n:
-            b, o = divmod(a + i, bs)
-            k = min(n - i, bs - o)
-            d = self._blk[b]
-            m = 0 if d is None else max(0, min(k, len(d) - o))
-            if m:
-                mv[i:i + m] = memoryview(d)[o:o + m]
-            _fill(mv, i + m, i + k)
+            b, o = divmod(a + i, _BLOCK)
+            c, o = divmod(o, _CHUNK)
+            k = min(n - i, _CHUNK - o)
+            blk = self._blk.get(b)
+            d = None if blk is None else blk[c]
+            mv[i:i + k] = memoryview(_FF if d is None else d)[o:o + k]
             i += k
 
     def _erase(self, block):
@@ -207,16 +221,26 @@ class SimFlash:
         k = self._step()
         bs = self.block_size
         n = bs if k is None else min(abs(k), bs)
-        d = self._blk[block]
+        blk = self._blk.get(block)
         if n == bs and (k is None or k >= 0):
-            self._blk[block] = None
-        elif d is not None:
-            _fill(d, 0, min(n, len(d)))
+            self._blk.pop(block, None)
+        elif blk is not None:
+            for c in range(_PER_BLOCK):
+                d = blk[c]
+                lo = c * _CHUNK
+                if d is None or lo >= n and (k is None or k >= 0):
+                    continue
+                m = min(_CHUNK, max(0, n - lo))  # bytes of this chunk the erase reached
+                d[:m] = _FF[:m]
+                if k is not None and k < 0:
+                    for i in range(m, _CHUNK):
+                        d[i] |= 0x0F  # the rest half erased: some bits came back, some did not
+                if d == _FF:
+                    blk[c] = None
             if k is not None and k < 0:
-                for i in range(n, len(d)):
-                    d[i] |= 0x0F  # the rest half erased: some bits came back, some did not
                 n = bs
-            self._blk[block] = _trimmed(d)
+            if blk.count(None) == _PER_BLOCK:
+                del self._blk[block]
         self._sync(a, n)
         if k is not None:
             self._die()
@@ -228,26 +252,31 @@ class SimFlash:
 
     def _program(self, a, buf):
         mv = memoryview(buf)
-        bs = self.block_size
-        blk = self._blk
-        for i in range(len(buf)):
-            b, o = divmod(a + i, bs)
-            d = blk[b]
-            if d is not None and o < len(d) and mv[i] & ~d[o] & 0xFF:
-                raise FlashError(5)  # a 1 over a 0: NOR cannot, the code is wrong
+        i = 0
+        while i < len(buf):
+            # one chunk's part at a time
+            b, o = divmod(a + i, _BLOCK)
+            c, o = divmod(o, _CHUNK)
+            j = min(len(buf), i + _CHUNK - o)
+            d = self._blk.get(b)
+            d = None if d is None else d[c]
+            if d is not None:
+                for x in range(i, j):
+                    if mv[x] & ~d[o + x - i] & 0xFF:
+                        raise FlashError(5)  # a 1 over a 0: NOR cannot, the code is wrong
+            i = j
         k = self._step()
         n = len(buf) if k is None else min(abs(k), len(buf))
         end = len(buf) if k is not None and k < 0 else n
         i = 0
         while i < end:
-            # one block's part at a time: grow its kept bytes once, then program
-            b, o = divmod(a + i, bs)
-            j = min(end, i + bs - o)
-            d = blk[b] = _grown(blk[b], o + j - i)
+            b, o = divmod(a + i, _BLOCK)
+            c, o = divmod(o, _CHUNK)
+            j = min(end, i + _CHUNK - o)
+            d = self._chunk(b, c)
             for x in range(i, j):
                 # a negative tear: bytes past -k got only some of their 0 bits
                 d[o + x - i] &= mv[x] if x < n else mv[x] | 0xF0
-            blk[b] = _trimmed(d)
             i = j
         if k is not None and k < 0:
             n = len(buf)
@@ -272,39 +301,6 @@ class SimFlash:
                 a += k
                 n -= k
             f.flush()
-
-
-def _fill(buf, i, j):
-    # buf[i:j] = erased bytes
-    while i < j:
-        k = min(j - i, _CHUNK)
-        buf[i:i + k] = _FF[:k]
-        i += k
-
-
-def _grown(d, n):
-    # a block's kept bytes, at least n long (new bytes erased)
-    if d is None:
-        d = bytearray(n)
-        _fill(d, 0, n)
-    else:
-        while len(d) < n:
-            d.extend(_FF[:min(_CHUNK, n - len(d))])
-    return d
-
-
-def _trimmed(d):
-    # None for a block of erased bytes only; trailing erased bytes are not kept
-    if d is None:
-        return None
-    n = len(d)
-    while n and d[n - 1] == 0xFF:
-        n -= 1
-    if n == 0:
-        return None
-    if n < len(d):
-        d = d[:n]
-    return d
 
 
 class Port:
@@ -332,6 +328,6 @@ class Port:
 
     def ioctl(self, op, arg):
         c = self.chip
-        if c.gen == self.gen or op == IOCTL_BLOCK_COUNT or op == IOCTL_BLOCK_SIZE:
+        if c.gen == self.gen or op == _IOCTL_BLOCK_COUNT or op == _IOCTL_BLOCK_SIZE:
             return c.ioctl(op, arg)
         return 0

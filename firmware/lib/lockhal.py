@@ -64,12 +64,13 @@ PINS = INPUTS + OUTPUTS + ("battery_adc",)
 
 def load_board(name, boards_dir="/boards"):
     # name "esp32-devkitc" (or a file name) -> the board dict, minus its notes
-    # (text for people; about a kilobyte of heap on a unit)
+    # and description (text for people; about a kilobyte of heap on a unit)
     if not name.endswith(".json"):
         name += ".json"
     with open(boards_dir + "/" + name) as f:
         b = json.load(f)
     b.pop("notes", None)
+    b.pop("description", None)
     return b
 
 

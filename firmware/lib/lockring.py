@@ -16,6 +16,7 @@
 # An all-0xFF slot is free; anything else is a torn final record: it is
 # discarded and the next record starts a fresh block (NOR cannot rewrite it).
 import struct
+from array import array
 from binascii import crc32
 
 try:
@@ -170,7 +171,7 @@ class FlashRecords:
 
     def _scan(self):
         n = self.nblocks
-        first = [0] * n
+        first = array("I", bytes(4 * n))  # first sequence per block (0: none)
         hb = -1
         for b in range(n):
             h = self._read_header(b)
@@ -178,7 +179,7 @@ class FlashRecords:
                 first[b] = h[0]
                 if hb < 0 or h[0] > first[hb]:
                     hb = b
-        self._first = [0] * n
+        self._first = array("I", bytes(4 * n))
         self._hb, self._hn, self._closed = hb, 0, False
         self._head, self._tail, self._tb = 0, 1, hb
         if hb < 0:

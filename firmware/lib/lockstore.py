@@ -19,7 +19,7 @@ except ImportError:
     def const(x):
         return x
 
-KV_BLOCKS = const(16)  # 64 KiB of littlefs for a few hundred bytes of blobs, wear spread by littlefs
+_KV_BLOCKS = const(16)  # 64 KiB of littlefs for a few hundred bytes of blobs, wear spread by littlefs
 
 
 class Region:
@@ -70,7 +70,7 @@ def _header_blank(dev):
 
 class Storage:
     # the mounted key-value store and the journal ring of one unit
-    def __init__(self, dev, mount="/lock", kv_blocks=KV_BLOCKS):
+    def __init__(self, dev, mount="/lock", kv_blocks=_KV_BLOCKS):
         total = dev.ioctl(4, 0)
         if total < kv_blocks + 3:
             raise OSError(28)
@@ -98,7 +98,7 @@ class Storage:
             pass
 
 
-def provisioned(dev, mount="/lock", kv_blocks=KV_BLOCKS):
+def provisioned(dev, mount="/lock", kv_blocks=_KV_BLOCKS):
     # boot.py: does the partition hold a key slot? Mounts the key-value store
     # read-only for the look and unmounts it again; never formats or writes.
     try:

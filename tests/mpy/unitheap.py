@@ -1,23 +1,37 @@
-# Runs under MicroPython with a small heap: boot a whole simulated door unit,
-# provision it, and complete one AUTH+UNLOCK with the motor run to the end.
+# Runs under MicroPython with a small heap: a whole simulated door unit booted
+# as the sim board boots it (lockunit_sim, lockapp.run_unit: the flash twin in
+# the world, littlefs and the journal ring on it through lockapp.boot), then
+# provisioned, advertising, one AUTH+UNLOCK through the session a BLE link
+# serves (unit.session, the BleLink's session factory), the motor run to the end.
+# The caller sets BOARDS (boards/) and may set FLASH (the flash file, as the sim
+# board's lockdata.bin; unset: the twin in RAM only).
+import gc
 import struct
 import lockhal
 import lockhal_sim
 import lockapp
 import lockcrypto
 import lockwire
-from lockkeys import RamKV
-from lockjournal import RamRecords
+import lockadv
+
+gc.collect()  # as lockapp.main() does once every module is loaded
 
 NOW = 1767225600
 LOCK_ID = b"LK\x00\x00\x00\x00\x00\x01"
-MASTER = bytes(range(32))
 NONCE_P = b"\x5a" * 16
 
+try:
+    FLASH  # noqa: B018
+except NameError:
+    FLASH = None
 board = lockhal.load_board("sim", BOARDS)  # noqa: F821 (set by the caller)
 world = lockhal_sim.SimWorld(board)
-unit = lockapp.DoorUnit(lockhal.wire(board, lockhal_sim.SimHal(world)), RamKV(), RamRecords(64))
-unit.provision(LOCK_ID, 1, MASTER, NOW)
+world.flash_path = FLASH
+unit = lockapp.boot(lockhal.wire(board, lockhal_sim.SimHal(world)), "/lock")
+assert not unit.provisioned
+unit.provision(LOCK_ID, 1, bytes(range(32)), NOW)
+adv = lockadv.advertisement(*unit.advert())
+assert LOCK_ID in bytes(adv), adv
 s = unit.session()
 hello = s.hello()
 ticket = struct.pack(">B8sIIIIIIBHHBh", 1, LOCK_ID, 1, 7, 5, NOW - 60, NOW + 3600, NOW - 60, 1, 0, 0, 0, 0)
@@ -29,4 +43,6 @@ for _ in range(100):
     world.advance(20)
     unit.poll()
 assert unit.mech.state == 3 and world.bolt == 100, (unit.mech.state, world.bolt)
-print("UNLOCKED")
+s.close()
+unit.storage.close()
+print("UNLOCKED", unit.journal.head)
