@@ -242,3 +242,25 @@ def test_an_app_with_a_clock_file_and_one_without(tmp_path, key_file):
     finally:
         keystore.use_clock(None)
         db.dispose()
+
+
+def test_healthz_names_the_clock_file_absolute(tmp_path, key_file, monkeypatch):
+    """A relative KEYSERVER_CLOCK_FILE is shown as the absolute path the server reads."""
+    from fastapi.testclient import TestClient
+
+    from keyserver import keystore
+    from keyserver.app import create_app
+    from keyserver.db import Database
+
+    url = f"sqlite:///{tmp_path / 'ks.db'}"
+    db = Database(url)
+    db.migrate()
+    set_clock(tmp_path / "clock", 2_000_000_000)
+    monkeypatch.chdir(tmp_path)
+    try:
+        with TestClient(create_app(make_settings(url, key_file, clock_file="clock"), database=db)) as c:
+            shown = c.get("/healthz").json()["clock_file"]
+            assert Path(shown).is_absolute() and Path(shown).resolve() == (tmp_path / "clock").resolve()
+    finally:
+        keystore.use_clock(None)
+        db.dispose()
