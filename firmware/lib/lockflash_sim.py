@@ -205,15 +205,15 @@ class SimFlash:
     def _get(self, a, buf):
         # buf[:] = the bytes from address a on
         n = len(buf)
-        mv = memoryview(buf)
+        blk = self._blk
         i = 0
         while i < n:
-            b, o = divmod(a + i, _BLOCK)
-            c, o = divmod(o, _CHUNK)
+            o = (a + i) % _BLOCK
+            c = blk.get((a + i) // _BLOCK)
+            c = None if c is None else c[o // _CHUNK]
+            o %= _CHUNK
             k = min(n - i, _CHUNK - o)
-            blk = self._blk.get(b)
-            d = None if blk is None else blk[c]
-            mv[i:i + k] = memoryview(_FF if d is None else d)[o:o + k]
+            buf[i:i + k] = _FF[o:o + k] if c is None else c[o:o + k]
             i += k
 
     def _erase(self, block):
