@@ -5,7 +5,8 @@ time of a district day, each against a baseline measured in the same run.
   the same hosts holding none (the baseline: interpreter, firmware modules, radio hub),
   per lock; reported as locks per GiB and as the ratio of one lock to the empty host;
 - time: the wall time of a district day (N locks, two shifts, two visits per lock, each
-  visit unlock / door / button / lock / journal upload through the radio hub), over the
+  visit a CarerApp phone unlocking, door, button, locking and carrying the journal
+  through the radio hub), over the
   wall time of the same single visit on a one-lock fleet times the number of visits.
 
 ``python bench/fleet.py [LOCKS] [STORAGE]`` (default 1000, files); ``bench/run.py`` calls

@@ -251,10 +251,34 @@ async def cmd_stop(a) -> int:
     return 0
 
 
+def _read_secret(path: str, what: str) -> str:
+    """A token from a file (never from argv, which other users can read in ``ps``)."""
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as e:
+        raise UsageError(f"{what}: {e.strerror}: {path}") from None
+    if not token:
+        raise UsageError(f"{what}: {path} is empty")
+    return token
+
+
 async def cmd_run(a) -> int:
     from .scenario import load_scenario, run_scenario
     sc = load_scenario(a.scenario)
-    report = await run_scenario(sc, state_dir=a.state, procs=a.procs, progress=_tty())
+    token = None
+    if a.keyserver:
+        if not a.admin_token_file or not a.clock_file:
+            raise UsageError("--keyserver needs --admin-token-file and --clock-file (the server's "
+                             "KEYSERVER_CLOCK_FILE)")
+        token = _read_secret(a.admin_token_file, "--admin-token-file")
+    elif a.admin_token_file or a.clock_file:
+        raise UsageError("--admin-token-file and --clock-file go with --keyserver")
+    from .ksdistrict import KeyServerError
+    try:
+        report = await run_scenario(sc, state_dir=a.state, procs=a.procs, progress=_tty(), keyserver=a.keyserver,
+                                    admin_token=token, clock_file=a.clock_file)
+    except KeyServerError as e:
+        raise UsageError(str(e)) from None
     text = report.text()
     if a.report:
         Path(a.report).write_text(json.dumps(report.data, indent=1))
@@ -363,6 +387,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("scenario")
     s.add_argument("--report", help="write the report as JSON here")
     s.add_argument("--procs", type=int, default=2)
+    s.add_argument("--keyserver", metavar="URL", help="play the district on this key server (default: the local "
+                                                      "issuer in STATE/issuer.json)")
+    s.add_argument("--admin-token-file", metavar="F", help="an admin session token for --keyserver")
+    s.add_argument("--clock-file", metavar="F", help="the key server's KEYSERVER_CLOCK_FILE: the run writes the "
+                                                     "simulated time there")
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("battery-life", help="predict battery life per board and power profile (docs/power.md)")

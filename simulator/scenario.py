@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import httpx
+
 from lockproto import Err, Op, Right
 
 from provisioning.carer import CarerApp, DoorVisit
@@ -283,6 +285,12 @@ class Report:
         h = d["health"]
         lines.append(f"health: {h['unlocked']} unlocked at the end, {h['jammed']} jammed, {h['time_uncertain']} "
                      f"time-uncertain, {h['powered_off']} powered off, {h['rebooted']} rebooted")
+        ks = d.get("keyserver")
+        if ks:
+            lines.append(f"key server {ks['url']}: {ks['visits_reported']} visits in its report, "
+                         f"{ks['battery_changes_due']} locks on its battery-change list")
+            for what, url in ks["reports"].items():
+                lines.append(f"  {what:16} {url}")
         return "\n".join(lines)
 
 
@@ -336,6 +344,85 @@ class LocalDistrict:
 
     def close(self) -> None:
         self.issuer.save()
+
+
+class KeyServerBackedDistrict:
+    """The district on the municipality's key server (``locksim run --keyserver URL``): locks,
+    homes, carers, phones and grants created through :class:`~simulator.ksdistrict.KeyServerDistrict`,
+    each phone a :class:`provisioning.keysource.KeyServerSource` on its own phone token.
+
+    The scenario plays faster than real time, so the server must follow the simulated
+    clock: it runs with ``KEYSERVER_CLOCK_FILE`` (docs/keyserver.md) and the runner writes
+    the simulated time into that file before every step.
+    """
+
+    def __init__(self, url: str, admin_token: str, sc: "Scenario", clock_file: str | Path,
+                 shift_hours: float = 12.0) -> None:
+        from .ksdistrict import KeyServerDistrict, KeyServerError
+        self.url = url.rstrip("/")
+        self.clock_file = Path(clock_file)
+        self.shift_hours = shift_hours
+        self._err = KeyServerError
+        self._wrote = 0
+        self.set_time(sc.start)
+        try:
+            health = httpx.get(self.url + "/healthz", timeout=30).json()
+        except (httpx.HTTPError, ValueError) as e:
+            raise ScenarioError(f"key server {self.url} unreachable: {e}") from None
+        if health.get("clock") != "simulated" or Path(health.get("clock_file", "")).resolve() != \
+                self.clock_file.resolve():
+            raise ScenarioError(f"the key server at {self.url} does not follow {self.clock_file}: a scenario "
+                                f"plays faster than real time, so start the server with "
+                                f"KEYSERVER_CLOCK_FILE={self.clock_file} (docs/keyserver.md)")
+        if health.get("now") != sc.start:
+            # the server's clock never goes back: one that has seen a later time cannot play this day
+            raise ScenarioError(f"the key server's clock is at {health.get('now')}, past the scenario's start "
+                                f"{sc.start}: start the server afresh with the clock file at the start")
+        self.ksd = KeyServerDistrict(self.url, admin_token, sc.name, clock_file=self.clock_file)
+        self.names: dict[bytes, str] = {}
+        self.sc = sc
+
+    def register(self, lock: str) -> tuple[bytes, int, bytes]:
+        lid, ep, m = self.ksd.register_lock(lock, "sim")
+        self.names[lid] = lock
+        return lid, ep, m
+
+    def _source(self, token: str):
+        from provisioning.keysource import KeyServerSource
+        return KeyServerSource(self.url, token, shift_hours=self.shift_hours)
+
+    def add_carer(self, carer: "Carer", plan: dict[bytes, tuple[int, int]]):
+        token = self.ksd.add_carer(carer.name, {self.names[lid]: w for lid, w in plan.items()}, int(CARER_RIGHTS))
+        return self._source(token)
+
+    def alarm(self, carer: "Carer", lid: bytes, wall: int, minutes: float) -> None:
+        # the call's length and ten minutes more, within what the server allows (4 h by default)
+        self.ksd.alarm_key(carer.name, lid, min(minutes + 10, 240), "alarm (scenario)")
+
+    def lose_phone(self, carer: "Carer", until: int):
+        token = self.ksd.lose_phone(carer.name)
+        return self._source(token), (f"phone revoked at the key server (staff {self.ksd.staff_id(carer.name)}); "
+                                     f"a replacement phone")
+
+    def start_rekey(self, lid: bytes) -> None:
+        self.ksd.start_rekey(lid)
+
+    def set_time(self, wall: int) -> None:
+        # the server's clock never goes back, so neither does the file
+        if wall > self._wrote:
+            from .ksdistrict import write_clock
+            write_clock(self.clock_file, wall)
+            self._wrote = wall
+
+    def extra_report(self, sc: "Scenario") -> dict:
+        start, end = sc.start, sc.start + int(sc.hours * 3600)
+        visits = self.ksd.visits(start, end)
+        return {"keyserver": {"url": self.url, "reports": self.ksd.report_urls(start, end),
+                              "visits_reported": len(visits),
+                              "battery_changes_due": len(self.ksd.battery_changes())}}
+
+    def close(self) -> None:
+        self.ksd.close()
 
 
 class Runner:
@@ -629,6 +716,7 @@ class Runner:
             "lock_status": status,
             "hosts": hosts,
         }
+        data.update(await self._phone(self.district.extra_report, self.sc))
         return Report(data)
 
     async def close(self) -> None:
@@ -648,8 +736,13 @@ def scratch_dir() -> str | None:
 
 
 async def run_scenario(sc: Scenario, state_dir: str | Path | None = None, procs: int | None = None,
-                       progress: bool = False, heapsize: str | None = None) -> Report:
-    """Start a fleet for ``sc`` (in ``state_dir``, else a temporary directory), play it, report."""
+                       progress: bool = False, heapsize: str | None = None, keyserver: str | None = None,
+                       admin_token: str | None = None, clock_file: str | Path | None = None) -> Report:
+    """Start a fleet for ``sc`` (in ``state_dir``, else a temporary directory), play it, report.
+
+    With ``keyserver`` (its URL), ``admin_token`` and ``clock_file`` (the server's
+    ``KEYSERVER_CLOCK_FILE``) the district lives on that key server; else on the local
+    issuer in ``STATE/issuer.json``."""
     tmp = None
     if state_dir is None:
         tmp = tempfile.mkdtemp(prefix="locksim-", dir=scratch_dir())
@@ -657,18 +750,25 @@ async def run_scenario(sc: Scenario, state_dir: str | Path | None = None, procs:
     if procs:
         sc.procs = procs
     kw = {"heapsize": heapsize} if heapsize else {}
-    fleet = Fleet(state_dir, procs=sc.procs, seed=sc.seed, storage=sc.storage, **kw)
-    issuer = LocalIssuer(Path(state_dir) / "issuer.json")
-    runner = Runner(sc, fleet, issuer, progress=progress)
-    t0 = time.monotonic()
+    district = None
     try:
-        await runner.setup()
-        await runner.play()
-        report = await runner.report(time.monotonic() - t0)
+        if keyserver:
+            if not admin_token or not clock_file:
+                raise ScenarioError("a key server run needs an admin token and the server's clock file")
+            district = await asyncio.to_thread(KeyServerBackedDistrict, keyserver, admin_token, sc, clock_file)
+        fleet = Fleet(state_dir, procs=sc.procs, seed=sc.seed, storage=sc.storage, **kw)
+        runner = Runner(sc, fleet, LocalIssuer(Path(state_dir) / "issuer.json"), progress=progress,
+                        district=district)
+        t0 = time.monotonic()
+        try:
+            await runner.setup()
+            await runner.play()
+            report = await runner.report(time.monotonic() - t0)
+        finally:
+            await runner.close()
+            if fleet.procs:
+                await fleet.stop()
     finally:
-        await runner.close()
-        if fleet.procs:
-            await fleet.stop()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     return report

@@ -232,7 +232,44 @@ class ServerProcess:
     stop = kill
 
 
+@contextlib.contextmanager
+def running_server(kind: str, tmp_path: Path, key_file: Path):
+    """A key server process on a fresh ``kind`` database ("sqlite" or "postgres"), initialised with
+    the admin ``root`` (ADMIN_PW) and killed afterwards. Settings come from the environment."""
+    with temp_database(kind, tmp_path) as url:
+        srv = ServerProcess(url, key_file, tmp_path / "server.log")
+        srv.init()
+        srv.start()
+        try:
+            yield srv
+        finally:
+            srv.kill()
+
+
+def admin_login(srv: ServerProcess) -> str:
+    """A session token of the server's admin ``root``."""
+    import httpx
+    r = httpx.post(srv.base + "/api/v1/auth/login", json={"username": "root", "password": ADMIN_PW}, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["token"]
+
+
+class Api:
+    """A client of a server process: ``api(method, path, token, expect=status, json=...)``."""
+
+    def __init__(self, base):
+        import httpx
+        self.c = httpx.Client(base_url=base, timeout=30)
+
+    def __call__(self, method, path, token=None, expect=None, **kw):
+        r = self.c.request(method, path, headers={"Authorization": f"Bearer {token}"} if token else None, **kw)
+        if expect is not None:
+            assert r.status_code == expect, (path, r.status_code, r.text)
+        return r
+
+
 __all__ = ["db_url", "key_file", "ks", "KS", "World", "build_world", "ServerProcess", "temp_database",
+           "running_server", "admin_login", "Api",
            "make_settings", "ADMIN_PW", "CARER_PW", "LOCK_MASTER", "LOCK_ID", "pg_unreachable", "FAST_ARGON"]
 
 

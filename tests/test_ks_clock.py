@@ -27,7 +27,7 @@ import pytest
 from lockproto import LockKeys, deny_list
 
 from ks_support import *  # noqa: F401,F403
-from ks_support import ADMIN_PW, CARER_PW, ServerProcess, _argon_env, temp_database
+from ks_support import ADMIN_PW, CARER_PW, Api, ServerProcess, _argon_env, running_server
 
 DAY = 86400
 
@@ -50,25 +50,8 @@ def clock(tmp_path, monkeypatch):
 
 @pytest.fixture
 def server(tmp_path, key_file, clock):
-    with temp_database("sqlite", tmp_path) as url:
-        srv = ServerProcess(url, key_file, tmp_path / "server.log")
-        srv.init()
-        srv.start()
-        try:
-            yield srv
-        finally:
-            srv.kill()
-
-
-class Api:
-    def __init__(self, base):
-        self.c = httpx.Client(base_url=base, timeout=30)
-
-    def __call__(self, method, path, token=None, expect=None, **kw):
-        r = self.c.request(method, path, headers={"Authorization": f"Bearer {token}"} if token else None, **kw)
-        if expect is not None:
-            assert r.status_code == expect, (path, r.status_code, r.text)
-        return r
+    with running_server("sqlite", tmp_path, key_file) as srv:
+        yield srv
 
 
 def world(api):

@@ -23,30 +23,13 @@ from lockproto import LockKeys
 from lockproto.journal import Record, chain_genesis, make_export_chunk, seal
 
 from ks_support import *  # noqa: F401,F403
-from ks_support import ADMIN_PW, ServerProcess, temp_database
+from ks_support import ADMIN_PW, Api, running_server
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def server(request, tmp_path, key_file):
-    with temp_database(request.param, tmp_path) as url:
-        srv = ServerProcess(url, key_file, tmp_path / "server.log")
-        srv.init()
-        srv.start()
-        try:
-            yield srv
-        finally:
-            srv.kill()
-
-
-class Api:
-    def __init__(self, base):
-        self.c = httpx.Client(base_url=base, timeout=30)
-
-    def __call__(self, method, path, token=None, expect=None, **kw):
-        r = self.c.request(method, path, headers={"Authorization": f"Bearer {token}"} if token else None, **kw)
-        if expect is not None:
-            assert r.status_code == expect, (path, r.status_code, r.text)
-        return r
+    with running_server(request.param, tmp_path, key_file) as srv:
+        yield srv
 
 
 def setup_world(api, n_locks=3, carers=("anna",), phones=1):

@@ -16,7 +16,7 @@ import pytest
 from lockproto import Op, Ticket
 
 from ks_support import *  # noqa: F401,F403
-from ks_support import ADMIN_PW, FirmwareLock, ServerProcess, phone_op, temp_database
+from ks_support import FirmwareLock, admin_login, phone_op, running_server
 from simulator.ksdistrict import KeyServerDistrict, KeyServerError, write_clock
 
 RIGHTS = 1 | 2 | 4
@@ -25,20 +25,8 @@ RIGHTS = 1 | 2 | 4
 @pytest.fixture
 def server(tmp_path, key_file, monkeypatch):
     monkeypatch.delenv("KEYSERVER_CLOCK_FILE", raising=False)
-    with temp_database("sqlite", tmp_path) as url:
-        srv = ServerProcess(url, key_file, tmp_path / "server.log")
-        srv.init()
-        srv.start()
-        try:
-            yield srv
-        finally:
-            srv.kill()
-
-
-def admin_token(srv) -> str:
-    r = httpx.post(srv.base + "/api/v1/auth/login", json={"username": "root", "password": ADMIN_PW}, timeout=30)
-    assert r.status_code == 200, r.text
-    return r.json()["token"]
+    with running_server("sqlite", tmp_path, key_file) as srv:
+        yield srv
 
 
 def bundle(srv, token, expect=200, **body):
@@ -50,7 +38,7 @@ def bundle(srv, token, expect=200, **body):
 
 @pytest.fixture
 def district(server):
-    d = KeyServerDistrict(server.base, admin_token(server), "Sim Nord")
+    d = KeyServerDistrict(server.base, admin_login(server), "Sim Nord")
     d.keys = {name: d.register_lock(name) for name in ("L0001", "L0002", "L0003")}
     d.tokens = {"anna": d.add_carer("anna", ["L0001", "L0002"], RIGHTS),
                 "bo": d.add_carer("bo", ["L0003"], RIGHTS)}
