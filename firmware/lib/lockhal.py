@@ -87,13 +87,16 @@ def pull_of(board, role):
 
 
 class Switch:
-    # a contact on an input pin; active() is True while it is closed
+    # a contact on an input pin; active() is True while it is closed. The door's
+    # reed contact is one too: closed contact (magnet near) = door closed.
     def __init__(self, pin, active):
         self.pin = pin
         self._act = active
 
     def active(self):
         return self.pin.value() == self._act
+
+    is_closed = active
 
 
 class Motor:
@@ -137,15 +140,6 @@ class Bolt:
         return POS_UNKNOWN
 
 
-class Door:
-    # reed contact: closed contact (magnet near) = door closed
-    def __init__(self, switch):
-        self._s = switch
-
-    def is_closed(self):
-        return self._s.active()
-
-
 class Button:
     # The IRQ only sets a flag; take() debounces by time and returns True once
     # per press. Poll take() every few tens of ms (a press lasts >= 80 ms).
@@ -175,20 +169,13 @@ class Button:
         return True
 
 
-class _PwmSwitch:
-    # a passive piezo on PWM, switched like an output pin
-    def __init__(self, pwm):
-        self._p = pwm
-
-    def value(self, v):
-        self._p.duty_u16(_PWM_ON if v else 0)
-
-
 class Indicator:
-    # buzzer or LED: signal(SIG_*) starts a pattern, poll() plays it on
-    def __init__(self, out, active, ticks_ms, ticks_diff):
+    # buzzer or LED: signal(SIG_*) starts a pattern, poll() plays it on; out is an
+    # output pin, or with pwm a passive piezo on PWM (on: 50 % duty)
+    def __init__(self, out, active, ticks_ms, ticks_diff, pwm=False):
         self._out = out
         self._on = active
+        self._pwm = pwm
         self._ticks = ticks_ms
         self._diff = ticks_diff
         self._pat = b""
@@ -199,7 +186,10 @@ class Indicator:
 
     def _set(self, on):
         self.lit = on
-        self._out.value(self._on if on else 1 - self._on)
+        if self._pwm:
+            self._out.duty_u16(_PWM_ON if on else 0)
+        else:
+            self._out.value(self._on if on else 1 - self._on)
 
     def signal(self, code):
         self._pat = _PATTERNS[code]
@@ -289,18 +279,19 @@ class Hardware:
         self.motor = Motor(hal.output(pins["motor_a"]), hal.output(pins["motor_b"]), en, en_on,
                            board["motor"].get("reverse", False))
         self.bolt = Bolt(sw["bolt_locked"], sw["bolt_unlocked"])
-        self.door = Door(sw["door"])
+        self.door = sw["door"]  # is_closed()
         self.button = Button(sw["button"], board.get("debounce_ms", 50), hal.ticks_ms, hal.ticks_diff)
         self.led = Indicator(hal.output(pins["led"], 1 - outs["led"]["active"]), outs["led"]["active"],
                              hal.ticks_ms, hal.ticks_diff)
         bz = outs["buzzer"]
-        if bz.get("pwm_hz"):
-            out = _PwmSwitch(hal.pwm(pins["buzzer"], bz["pwm_hz"], 0))
+        pwm = bool(bz.get("pwm_hz"))
+        if pwm:
+            out = hal.pwm(pins["buzzer"], bz["pwm_hz"], 0)
             bz_on = 1
         else:
             bz_on = bz["active"]
             out = hal.output(pins["buzzer"], 1 - bz_on)
-        self.buzzer = Indicator(out, bz_on, hal.ticks_ms, hal.ticks_diff)
+        self.buzzer = Indicator(out, bz_on, hal.ticks_ms, hal.ticks_diff, pwm)
         adc = board["adc"]
         self.battery = Battery(hal.adc(pins["battery_adc"], adc["atten"]), adc)
         self.wdt = Watchdog(hal, board.get("watchdog_ms", 8000))

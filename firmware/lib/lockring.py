@@ -43,17 +43,13 @@ def _header(first_seq, prev_chain):
     return h + _crc(h)
 
 
-class RingError(OSError):
-    pass
-
-
 class FlashRecords:
     def __init__(self, dev, block_size=_BLOCK):
         self.dev = dev
         self.nblocks = dev.ioctl(4, 0)
         self.block_size = block_size
         if dev.ioctl(5, 0) != block_size or self.nblocks < 3:
-            raise RingError(22)
+            raise OSError(22)  # EINVAL: not a ring device
         self.per_block = (block_size - _HDR) // _SLOT
         # guaranteed: one block may be the next to erase (up to nblocks * per_block are kept)
         self.capacity = (self.nblocks - 1) * self.per_block
@@ -116,7 +112,7 @@ class FlashRecords:
                 # two blocks must never claim the same first sequence
                 nb = self._hb
             if self.count() and nb == self._tb:
-                raise RingError(28)  # ENOSPC: the journal must drop first
+                raise OSError(28)  # ENOSPC: the journal must drop first
             self.dev.ioctl(6, nb)
             self.dev.writeblocks(nb, _header(seq, prev_chain), 0)
             if not self.count():
