@@ -88,9 +88,10 @@ def unit_mpy(tmp_path_factory):
 
 
 # The whole unit's heap budget on this 64-bit unix port (bench/README.md, docs/architecture.md
-# "Memory"): the issue's target is 64 KiB; measured need 126-131 KiB (bench/run.py's binary
-# search), so this holds the line a few KiB above it, and a heap far below fails for memory.
-UNIT_HEAP = "144k"
+# "Memory"): the issue's target is 64 KiB, which this port does not reach; the measured need is
+# 132-133 KiB (bench/run.py's binary search; this test's paths make the qstrs a little longer),
+# so the budget holds the line 5 KiB above it, and a heap far below must fail for memory.
+UNIT_HEAP = "138k"
 TOO_SMALL = "96k"
 
 
@@ -98,12 +99,12 @@ def test_whole_unit_boots_and_unlocks_within_its_heap_budget(unit_mpy, tmp_path)
     """Boot on the flash twin, provision, advertise, AUTH+UNLOCK and the motor run, from .mpy as flashed.
 
     The sim board's own storage path: the flash twin persisted to a file, littlefs
-    and the journal ring on it (lockapp.boot); the journal holds the BOOT,
-    PROVISIONED and UNLOCK records afterwards.
+    and the journal ring on it (lockapp.boot); the journal holds PROVISIONED, UNLOCK
+    and the first battery record afterwards.
     """
     res = _unit_runs(UNIT_HEAP, [unit_mpy, MPY], flash=tmp_path / "lockdata.bin")
     assert res.ok and res.stdout.split()[0] == "UNLOCKED", res.stdout + res.stderr
-    assert int(res.stdout.split()[1]) >= 3
+    assert int(res.stdout.split()[1]) == 3
     assert (tmp_path / "lockdata.bin").stat().st_size == 128 * 4096
 
 
