@@ -461,53 +461,59 @@ def revoke_person_confirm(request: Request, staff_id: int):
             if g.staff_id == staff_id:
                 covered.update(locks_of_grant(s, g))
         covered_ids = sorted(ctx["n"]["lock_ids"][pk] for pk in covered)
-    return render(request, "revoke_confirm.html", v, active="staff", what="person", ctx=ctx,
-                  affected=_affected(request, preview["deny_versions"]), tickets=preview["tickets"],
-                  covered=[c for c in covered_ids if c not in preview["deny_versions"]],
-                  action=f"{PREFIX}/staff/{staff_id}/revoke", back=f"{PREFIX}/staff/{staff_id}")
+    return _confirm(request, v, preview, covered_ids, f"{PREFIX}/staff/{staff_id}/revoke",
+                    f"{PREFIX}/staff/{staff_id}", active="staff", what="person", ctx=ctx)
 
 
 @router.post("/staff/{staff_id}/revoke")
 def revoke_person(request: Request, staff_id: int, reason: str = Form(""), csrf: str = Form("")):
-    v = viewer(request)
-    check_csrf(request, v, csrf)
-    before = _names_of_locks(request)
-    res = api_people.revoke_staff(staff_id, Reason(reason=reason.strip()), request, p=v.p)
-    return _revoked(request, v, "person", res, before, f"{PREFIX}/staff/{staff_id}")
+    return _revoke(request, csrf, "person", f"{PREFIX}/staff/{staff_id}",
+                   lambda p: api_people.revoke_staff(staff_id, Reason(reason=reason.strip()), request, p=p))
+
+
+def _live_phone(request: Request, phone_id: int) -> dict:
+    """The phone (as the API shows it), or NotFound / Conflict when it is unknown or revoked already."""
+    with state(request).db.tx() as s:
+        ph = s.get(Phone, phone_id)
+        if ph is None:
+            raise NotFound(f"no phone {phone_id}")
+        if ph.revoked_at is not None:
+            raise Conflict(f"phone {phone_id} was already revoked")
+        return api_people.phone_out(ph)
 
 
 @router.get("/phones/{phone_id}/revoke")
 def revoke_phone_confirm(request: Request, phone_id: int):
     v = viewer(request)
-    with state(request).db.tx() as s:
-        ph = s.get(Phone, phone_id)
-        if ph is None:
-            raise NotFound(f"no phone {phone_id}")
-        if ph.revoked_at is not None:
-            raise Conflict(f"phone {phone_id} was already revoked")
-        owner = ph.staff_id
-        phone = api_people.phone_out(ph)
-    ctx = _person(request, v, owner)
+    phone = _live_phone(request, phone_id)
+    ctx = _person(request, v, phone["staff_id"])
     preview = dry_run(request, lambda s: revoke.revoke_phone(s, phone_id, v.p.staff_id, ""))
-    return render(request, "revoke_confirm.html", v, active="staff", what="phone", ctx=ctx, phone=phone,
-                  affected=_affected(request, preview["deny_versions"]), tickets=preview["tickets"], covered=[],
-                  action=f"{PREFIX}/phones/{phone_id}/revoke", back=f"{PREFIX}/staff/{owner}")
+    return _confirm(request, v, preview, [], f"{PREFIX}/phones/{phone_id}/revoke",
+                    f"{PREFIX}/staff/{phone['staff_id']}", active="staff", what="phone", ctx=ctx, phone=phone)
 
 
 @router.post("/phones/{phone_id}/revoke")
 def revoke_phone(request: Request, phone_id: int, reason: str = Form(""), csrf: str = Form("")):
+    return _revoke(request, csrf, "phone", lambda: f"{PREFIX}/staff/{_live_phone(request, phone_id)['staff_id']}",
+                   lambda p: api_people.revoke_phone(phone_id, Reason(reason=reason.strip()), request, p=p))
+
+
+def _confirm(request: Request, v, preview: dict, covered: list[str], action: str, back: str, **page) -> Response:
+    """A revocation's confirmation page from its dry run: the locks that get a new deny list, the
+    tickets it ends, and the locks the grants covered that need nothing (no live ticket there)."""
+    return render(request, "revoke_confirm.html", v, affected=_affected(request, preview["deny_versions"]),
+                  tickets=preview["tickets"], covered=[c for c in covered if c not in preview["deny_versions"]],
+                  action=action, back=back, **page)
+
+
+def _revoke(request: Request, csrf: str, what: str, back, do) -> Response:
+    """A revocation's POST: CSRF checked first, then ``back`` (a URL, or a function making it, which
+    may refuse), then ``do(principal)`` through the API's endpoint function, then the result page."""
     v = viewer(request)
     check_csrf(request, v, csrf)
-    with state(request).db.tx() as s:
-        ph = s.get(Phone, phone_id)
-        if ph is None:
-            raise NotFound(f"no phone {phone_id}")
-        if ph.revoked_at is not None:
-            raise Conflict(f"phone {phone_id} was already revoked")
-        owner = ph.staff_id
+    back = back() if callable(back) else back
     before = _names_of_locks(request)
-    res = api_people.revoke_phone(phone_id, Reason(reason=reason.strip()), request, p=v.p)
-    return _revoked(request, v, "phone", res, before, f"{PREFIX}/staff/{owner}")
+    return _revoked(request, v, what, do(v.p), before, back)
 
 
 def _names_of_locks(request: Request) -> dict[str, int]:
@@ -628,19 +634,14 @@ def grant_revoke_confirm(request: Request, grant_id: int):
         grant = api_access.grant_out(g, n["lock_ids"])
         covered = sorted(n["lock_ids"][pk] for pk in locks_of_grant(s, g))
     preview = dry_run(request, lambda s: revoke.revoke_grant(s, grant_id, v.p.staff_id, ""))
-    return render(request, "revoke_confirm.html", v, active="access", what="grant", grant=grant, ctx={"n": n},
-                  affected=_affected(request, preview["deny_versions"]), tickets=preview["tickets"],
-                  covered=[c for c in covered if c not in preview["deny_versions"]],
-                  action=f"{PREFIX}/grants/{grant_id}/revoke", back=f"{PREFIX}/access#grants")
+    return _confirm(request, v, preview, covered, f"{PREFIX}/grants/{grant_id}/revoke", f"{PREFIX}/access#grants",
+                    active="access", what="grant", grant=grant, ctx={"n": n})
 
 
 @router.post("/grants/{grant_id}/revoke")
 def grant_revoke(request: Request, grant_id: int, reason: str = Form(""), csrf: str = Form("")):
-    v = viewer(request)
-    check_csrf(request, v, csrf)
-    before = _names_of_locks(request)
-    res = api_access.revoke_grant(grant_id, Reason(reason=reason.strip()), request, p=v.p)
-    return _revoked(request, v, "grant", res, before, f"{PREFIX}/access#grants")
+    return _revoke(request, csrf, "grant", f"{PREFIX}/access#grants",
+                   lambda p: api_access.revoke_grant(grant_id, Reason(reason=reason.strip()), request, p=p))
 
 
 # ---- visits ----
