@@ -275,6 +275,8 @@ class Report:
                  f"{v['refused']} refused, {v['radio_failed']} radio failures"]
         if d["refusals"]:
             lines.append("refusals: " + ", ".join(f"{k} x{n}" for k, n in sorted(d["refusals"].items())))
+        if d.get("relays"):
+            lines.append("relayed by phones: " + ", ".join(f"{k} x{n}" for k, n in sorted(d["relays"].items())))
         for e in d["events"]:
             lines.append(f"  {e}")
         b = d["battery"]
@@ -453,6 +455,7 @@ class Runner:
         self.now_s = 0
         self.visits: list[dict] = []
         self.refusals: Counter = Counter()
+        self.relays: Counter = Counter()     # what the phones carried to the locks, by kind
         self.events: list[str] = []
         self.uploads = {"records": 0, "problems": 0}
         self.progress = progress
@@ -587,6 +590,8 @@ class Runner:
 
     def _relayed(self, rec: dict, dv: DoorVisit) -> None:
         for r in dv.relayed:
+            # "time token", "deny list v3", "re-key to epoch 2": counted by kind
+            self.relays[" ".join(r.split()[:2]) if not r.startswith("re-key") else "re-key"] += 1
             if r.startswith("re-key"):
                 self.events.append(f"{rec['lock']}: {r} delivered by {rec['carer']}'s phone")
 
@@ -698,6 +703,7 @@ class Runner:
                        "unscheduled": sum(1 for v in self.visits if v["kind"] == "unscheduled"),
                        "relocked_by_phone": sum(1 for v in done if v.get("lock_result") == "ok")},
             "refusals": dict(self.refusals),
+            "relays": dict(self.relays),
             "events": self.events,
             "battery": {"min_mv": min(mvs), "low": sum(1 for f in flags if f & 0x02),
                         "critical": sum(1 for f in flags if f & 0x04),

@@ -38,19 +38,26 @@ def server(tmp_path, key_file, monkeypatch):
 
 
 def test_district_day_on_the_key_server(server, tmp_path):
-    sc = scenario_from_dict(copy.deepcopy(SMALL))
+    day = copy.deepcopy(SMALL)
+    # ann comes by L0003 after its cells were changed: her phone relays the server's time token
+    day["visit"] = [{"lock": "L0003", "carer": "ann", "at": "10:30", "minutes": 10}]
+    sc = scenario_from_dict(day)
     token = admin_login(server)
     report = asyncio.run(run_scenario(sc, state_dir=tmp_path / "st", keyserver=server.base, admin_token=token,
                                       clock_file=server.clock))
     d = report.data
     # the same day as on the local issuer: L0003's critical cells refuse one visit, the rest open
-    assert d["visits"]["planned"] == 8 and d["visits"]["done"] == 7, d["visit_log"]
+    assert d["visits"]["planned"] == 9 and d["visits"]["done"] == 8, d["visit_log"]
     assert d["refusals"] == {"BATTERY_CRITICAL": 1}, d["visit_log"]
-    assert d["visits"]["relocked_by_phone"] == 7
+    assert d["visits"]["relocked_by_phone"] == 8
+    # the courier duties: the server's re-key, its deny list (after bob's loss) and a time token
+    assert d["relays"]["re-key"] == 1 and d["relays"]["time token"] >= 1 and d["relays"]["deny list"] >= 1, \
+        d["relays"]
     # the server's re-key went to L0001 with ann's phone, and the server saw the proof
     assert "L0001: re-key to epoch 2 delivered by ann's phone" in d["events"], d["events"]
     st = {s["lock"]: s for s in d["lock_status"]}
     assert st["L0001"]["epoch"] == 2
+    assert st["L0003"]["boots"] == 2 and not st["L0003"]["uncertain"]
     # bob's lost phone: revoked at the server; a colleague's phone carried the deny list to
     # L0002 before the finder came, and bob's replacement phone kept working
     assert any("finder" in e and "REVOKED (lock held)" in e for e in d["events"]), d["events"]
@@ -59,7 +66,7 @@ def test_district_day_on_the_key_server(server, tmp_path):
     # the journals reached the server: its visit report has the day's visits
     assert d["journal"]["problems"] == 0 and d["journal"]["ingested"] > 8 * 4
     ks = d["keyserver"]
-    assert ks["visits_reported"] >= 7
+    assert ks["visits_reported"] >= 8
     h = {"Authorization": f"Bearer {token}"}
     rk = httpx.get(ks["reports"]["visits"], headers=h, timeout=30)
     assert rk.status_code == 200 and len(rk.json()) == ks["visits_reported"]
