@@ -4,6 +4,7 @@ changing nothing, and a 4xx page with a reason for every bad input."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -18,7 +19,7 @@ PLANNER_PW = "planner password 1"
 def reason(r) -> str:
     m = re.search(r'class="reason" data-reason="([^"]*)">([^<]*)<', r.text)
     assert m, r.text[:2000]
-    return m.group(1) + ": " + m.group(2)
+    return m.group(1) + ": " + html.unescape(m.group(2))
 
 
 def browser(ks, https=False) -> TestClient:
@@ -113,12 +114,19 @@ def test_every_form_post_checks_the_csrf_token(ks, world):
     audit_before = len(ks.call("GET", "/api/v1/audit?limit=10000", ks.admin, 200).json())
     ids = {"staff_id": world.carer, "phone_id": world.phone, "grant_id": world.grant, "group_id": 1}
     posts = [r for r in router.routes if "POST" in r.methods and r.path not in ("/ui/login", "/ui/{rest:path}")]
-    assert len(posts) == 9  # logout, district, group, member add/remove, grant, revoke person/phone/grant
+    # logout, district, group, member add/remove, grant, revoke person/phone/grant; person, home, phone,
+    # integration token
+    assert len(posts) == 13
+    homes_before = ks.call("GET", "/api/v1/homes", ks.admin, 200).json()
+    phones_before = ks.call("GET", "/api/v1/phones", ks.admin, 200).json()
     for route in posts:
         path = re.sub(r"\{(\w+)\}", lambda m: str(ids[m.group(1)]), route.path)
         for token in (None, "", good[:-1] + ("0" if good[-1] != "0" else "1"), good.upper()):
+            # fields a good request would carry: only the token is wrong
             data = {"name": "X", "reason": "r", "staff_id": str(world.carer), "who": f"staff:{world.carer}",
-                    "target": f"district:{world.district}", "rights": "unlock"}
+                    "target": f"district:{world.district}", "rights": "unlock", "username": "xavier",
+                    "role": "carer", "password": "a long enough password", "citizen_ref": "C-X",
+                    "district_id": str(world.district), "label": "forged"}
             if token is not None:
                 data["csrf"] = token
             r = c.post(path, data=data, follow_redirects=False)
@@ -126,6 +134,8 @@ def test_every_form_post_checks_the_csrf_token(ks, world):
     # nothing happened
     assert ks.call("GET", "/api/v1/staff", ks.admin, 200).json() == staff_before
     assert ks.call("GET", "/api/v1/locks", ks.admin, 200).json() == locks_before
+    assert ks.call("GET", "/api/v1/homes", ks.admin, 200).json() == homes_before
+    assert ks.call("GET", "/api/v1/phones", ks.admin, 200).json() == phones_before
     assert len(ks.call("GET", "/api/v1/audit?limit=10000", ks.admin, 200).json()) == audit_before
     # without a session a POST is 401 (and a GET goes to the sign-in page)
     anon = browser(ks)
@@ -323,3 +333,214 @@ def test_csv_export_is_the_apis_csv(ks, world):
     assert r.text == api.text and r.text.startswith("day,district_id,home_id")
     assert c.get("/ui/visits.csv?day=2026-11-31").status_code == 422
     assert browser(ks).get("/ui/visits.csv", follow_redirects=False).status_code == 303
+
+
+# ---- creating people, homes, phones and integration tokens from the pages ----
+
+def staff_by_name(ks, username):
+    return next((x for x in ks.call("GET", "/api/v1/staff", ks.admin, 200).json() if x["username"] == username), None)
+
+
+def everything(ks) -> tuple:
+    """What the forms could change, as the API shows it."""
+    return tuple(ks.call("GET", path, ks.admin, 200).json() for path in
+                 ("/api/v1/staff", "/api/v1/homes", "/api/v1/phones", "/api/v1/audit?limit=10000"))
+
+
+@pytest.fixture
+def server_log(caplog):
+    """Every log record of the server (every logger, DEBUG and up, SQL statements included)."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")  # every statement and its parameters
+    return caplog
+
+
+NEW_PW = "berit's first password"
+
+BAD_PEOPLE = [
+    ({"username": "", "role": "carer"}, 422, "username: String should have at least 1 character"),
+    ({"username": "x" * 121, "role": "carer"}, 422, "username: String should have at most 120 characters"),
+    ({"username": "berit"}, 422, "choose a role: admin, planner, carer, integration"),
+    ({"username": "berit", "role": "king"}, 422, "choose a role"),
+    ({"username": "berit", "role": "carer", "password": "short"}, 422, "a password has at least 12 characters"),
+    ({"username": "berit", "role": "carer", "password": "p" * 1025}, 422, "password: String should have at most"),
+    ({"username": "berit", "role": "carer", "district_id": "north"}, 422, "district must be a whole number"),
+    ({"username": "berit", "role": "carer", "district_id": "999"}, 404, "no district 999"),
+    ({"username": "anna", "role": "carer"}, 409, "user name 'anna' is taken"),
+]
+
+
+def test_a_new_person_from_the_staff_page(ks, world, server_log):
+    c = browser(ks)
+    sign_in(c, "root", ADMIN_PW)
+    page = c.get("/ui/staff")
+    assert 'id="new-person"' in page.text and 'name="password" type="password"' in page.text
+    csrf = form_token(c, "/ui/staff")
+    before = everything(ks)
+    for fields, status, words in BAD_PEOPLE:
+        r = c.post("/ui/staff", data={**fields, "csrf": csrf}, follow_redirects=False)
+        assert r.status_code == status and words in reason(r), (fields, r.status_code, reason(r))
+        assert r.headers["content-type"].startswith("text/html")
+        if "password" in fields:  # a refused password is not echoed back
+            assert fields["password"] not in r.text
+    assert everything(ks) == before  # nothing was made
+    r = c.post("/ui/staff", data={"username": " berit ", "full_name": "Berit Bak", "role": "carer",
+                                  "district_id": str(world.district), "external_ref": "rota-17", "password": NEW_PW,
+                                  "csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    made = staff_by_name(ks, "berit")
+    assert r.headers["location"] == f"/ui/staff/{made['id']}?created=1"
+    assert (made["full_name"], made["role"], made["district_id"], made["external_ref"], made["has_password"],
+            made["active"]) == ("Berit Bak", "carer", world.district, "rota-17", True, True)
+    page = c.get(r.headers["location"])
+    assert page.status_code == 200 and "Berit Bak was created as a carer with an initial password" in page.text
+    assert 'id="register-phone"' in page.text and 'id="integration-token"' not in page.text
+    ks.login("berit", NEW_PW)  # the password is the one the form set
+    audit = ks.call("GET", "/api/v1/audit?action=staff.create", ks.admin, 200).json()[0]
+    assert audit["subject"] == f"staff:{made['id']}" and audit["detail"] == {"role": "carer"}
+    # an integration account without a password; an admin (admins may make admins)
+    for username, role in (("rota", "integration"), ("ivar", "admin")):
+        r = c.post("/ui/staff", data={"username": username, "role": role, "csrf": csrf}, follow_redirects=False)
+        assert r.status_code == 303
+        x = staff_by_name(ks, username)
+        assert (x["role"], x["has_password"], x["district_id"]) == (role, False, None)
+    page = c.get(f"/ui/staff/{staff_by_name(ks, 'rota')['id']}?created=1")
+    assert "created as an integration without a password" in page.text and 'id="integration-token"' in page.text
+    # the passwords never reach a page or the log
+    assert NEW_PW not in server_log.text and "a long enough password" not in server_log.text
+    assert "p" * 1025 not in server_log.text
+
+
+def test_a_new_home_from_the_homes_page(ks, world):
+    c = browser(ks)
+    sign_in(c, "pia", PLANNER_PW)  # homes are for planners too, as POST /api/v1/homes
+    page = c.get("/ui/homes")
+    assert 'id="new-home"' in page.text
+    csrf = form_token(c, "/ui/homes")
+    before = everything(ks)
+    for fields, status, words in [
+            ({"citizen_ref": "C-0000", "district_id": str(world.district)}, 409, "a home for citizen 'C-0000' exists"),
+            ({"citizen_ref": "C-9000"}, 422, "district is required"),
+            ({"citizen_ref": "C-9000", "district_id": "x"}, 422, "district must be a whole number"),
+            ({"citizen_ref": "C-9000", "district_id": "999"}, 404, "no district 999"),
+            ({"citizen_ref": "", "district_id": str(world.district)}, 422, "citizen_ref: String should have at least"),
+            ({"citizen_ref": "C-9000", "address": "a" * 301, "district_id": str(world.district)}, 422,
+             "address: String should have at most 300 characters")]:
+        r = c.post("/ui/homes", data={**fields, "csrf": csrf}, follow_redirects=False)
+        assert r.status_code == status and words in reason(r), (fields, r.status_code, reason(r))
+    assert everything(ks) == before
+    r = c.post("/ui/homes", data={"citizen_ref": "C-9000", "address": "Søndergade 9",
+                                  "district_id": str(world.district), "csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    h = ks.call("GET", "/api/v1/homes", ks.admin, 200).json()[-1]
+    assert (h["citizen_ref"], h["address"], h["district_id"]) == ("C-9000", "Søndergade 9", world.district)
+    assert r.headers["location"] == f"/ui/homes?created={h['id']}#home-{h['id']}"
+    page = c.get(r.headers["location"])
+    assert f'id="home-{h["id"]}"' in page.text and "Home <strong>C-9000</strong> created" in page.text
+
+
+def test_role_rules_for_the_new_forms(ks, world):
+    pia = browser(ks)
+    sign_in(pia, "pia", PLANNER_PW)
+    csrf = form_token(pia, "/ui/staff")
+    # a planner gets no new-person form (POST /api/v1/staff is for admins), and a forged one is refused
+    assert 'id="new-person"' not in pia.get("/ui/staff").text
+    before = everything(ks)
+    for role in ("admin", "planner", "carer"):
+        r = pia.post("/ui/staff", data={"username": "mallory", "role": role, "password": "a long enough password",
+                                        "csrf": csrf}, follow_redirects=False)
+        assert r.status_code == 403 and reason(r) == \
+            "forbidden: this page is for admins; you are signed in as a planner", role
+    # a planner registers a phone for a carer (as the API allows) but makes no integration tokens
+    ks.call("POST", "/api/v1/staff", ks.admin, 201, json={"username": "rota", "role": "integration"})
+    rota = staff_by_name(ks, "rota")["id"]
+    page = pia.get(f"/ui/staff/{rota}")
+    assert 'id="integration-token"' not in page.text and 'id="register-phone"' not in page.text
+    r = pia.post(f"/ui/staff/{rota}/tokens", data={"csrf": csrf})
+    assert r.status_code == 403 and "for admins" in reason(r)
+    assert everything(ks)[2:3] == before[2:3] and staff_by_name(ks, "mallory") is None
+    assert 'id="register-phone"' in pia.get(f"/ui/staff/{world.carer}").text
+    # a carer has no web session; even her API session token forced into the cookie (with its CSRF token)
+    # creates nothing
+    from keyserver.web.session import csrf_for
+
+    carer_session = ks.login("anna", CARER_PW)
+    anna = browser(ks)
+    anna.cookies.set("ks_session", carer_session, path="/ui")
+    before = everything(ks)
+    for path, data in (("/ui/staff", {"username": "mallory", "role": "admin"}),
+                       ("/ui/homes", {"citizen_ref": "C-M", "district_id": str(world.district)}),
+                       (f"/ui/staff/{world.carer}/phones", {"label": "x"}), (f"/ui/staff/{rota}/tokens", {})):
+        r = anna.post(path, data={**data, "csrf": csrf_for(carer_session)}, follow_redirects=False)
+        assert r.status_code == 403 and "you are signed in as a carer" in reason(r), path
+    assert everything(ks) == before
+
+
+def test_register_a_phone_shows_its_token_once_and_never_keeps_it(ks, world, server_log):
+    c = browser(ks)
+    sign_in(c, "root", ADMIN_PW)
+    csrf = form_token(c, f"/ui/staff/{world.carer}")
+    r = c.post(f"/ui/staff/{world.carer}/phones", data={"label": "work phone 12", "csrf": csrf},
+               follow_redirects=False)
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    assert "location" not in r.headers and "This token is shown once: copy it into the phone app now (on “work phone 12”)." in r.text
+    token = re.search(r'<code id="token">([^<]+)</code>', r.text).group(1)
+    assert len(token) >= 40 and r.text.count(token) == 1
+    assert not any(token in v for _, v in r.headers.items())
+    phone = ks.call("GET", f"/api/v1/phones?staff_id={world.carer}", ks.admin, 200).json()[-1]
+    assert (phone["label"], phone["revoked_at"]) == ("work phone 12", None)
+    assert f"Phone #{phone['id']} registered for Anna" in r.text
+    # the token is the phone's: the phone API takes it
+    me = ks.call("GET", "/api/v1/auth/me", token, 200).json()
+    assert (me["id"], me["token_kind"], me["phone_id"]) == (world.carer, "phone", phone["id"])
+    ks.call("POST", "/api/v1/phone/bundle", token, 200, json={})
+    # nowhere else: not on the person page, not in the audit log, not in the server's log
+    page = c.get(f"/ui/staff/{world.carer}")
+    assert token not in page.text and "work phone 12" in page.text
+    assert token not in ks.call("GET", "/api/v1/audit?limit=10000", ks.admin, 200).text
+    assert "INSERT INTO phones" in server_log.text  # the log has every statement of the request ...
+    assert token not in server_log.text  # ... and not the token
+    # bad cases: an unknown person, a revoked one, a label too long
+    before = everything(ks)
+    r = c.post("/ui/staff/999/phones", data={"label": "x", "csrf": csrf})
+    assert r.status_code == 404 and "no staff member 999" in reason(r)
+    r = c.post(f"/ui/staff/{world.carer}/phones", data={"label": "x" * 121, "csrf": csrf})
+    assert r.status_code == 422 and "label: String should have at most 120 characters" in reason(r)
+    ks.call("POST", f"/api/v1/staff/{world.carer}/revoke", ks.admin, 200, json={})
+    assert 'id="register-phone"' not in c.get(f"/ui/staff/{world.carer}").text
+    before = everything(ks)
+    r = c.post(f"/ui/staff/{world.carer}/phones", data={"label": "x", "csrf": csrf})
+    assert r.status_code == 409 and "access has been revoked" in reason(r)
+    assert everything(ks) == before
+
+
+def test_an_integration_token_from_the_person_page(ks, world, server_log):
+    c = browser(ks)
+    sign_in(c, "root", ADMIN_PW)
+    csrf = form_token(c, "/ui/staff")
+    c.post("/ui/staff", data={"username": "rota", "role": "integration", "csrf": csrf})
+    rota = staff_by_name(ks, "rota")["id"]
+    r = c.post(f"/ui/staff/{rota}/tokens", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store" and "shown once" in r.text
+    token = re.search(r'<code id="token">([^<]+)</code>', r.text).group(1)
+    assert r.text.count(token) == 1 and token not in server_log.text
+    me = ks.call("GET", "/api/v1/auth/me", token, 200).json()
+    assert (me["id"], me["token_kind"]) == (rota, "integration")
+    # only integration accounts get one, as the API says
+    before = everything(ks)
+    r = c.post(f"/ui/staff/{world.carer}/tokens", data={"csrf": csrf})
+    assert r.status_code == 422 and "integration tokens are for accounts with the integration role" in reason(r)
+    assert 'id="integration-token"' not in c.get(f"/ui/staff/{world.carer}").text
+    assert everything(ks) == before
+
+
+def test_the_web_forms_take_the_apis_roles():
+    from keyserver.api import access, people
+    from keyserver.web.pages import api_roles
+
+    assert api_roles(people.create_staff) == ("admin",)
+    assert api_roles(people.integration_token) == ("admin",)
+    assert api_roles(access.create_home) == ("admin", "planner")
+    assert api_roles(people.register_phone) == ("admin", "planner")  # carers register their own in the app

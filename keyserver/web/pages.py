@@ -9,6 +9,7 @@ audit entry is the API's), with the same roles. Any error a person can cause bec
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import json
 import secrets
 from importlib import resources
@@ -30,12 +31,12 @@ from ..api import access as api_access
 from ..api import people as api_people
 from ..api import reports as api_reports
 from ..api.deps import STAFF, state
-from ..api.schemas import GrantIn, MemberIn, NamedIn, Reason
-from ..auth import digest
+from ..api.schemas import GrantIn, HomeIn, MemberIn, NamedIn, PhoneIn, Reason, StaffIn
+from ..auth import MIN_PASSWORD, digest
 from ..auth import login as auth_login
 from ..errors import ApiError, Conflict, Invalid, NotFound, TooManyRequests, Unauthorized
 from ..keystore import get_lock, now
-from ..models import District, Grant, Group, GroupMember, Home, Lock, Phone, Rekey, Staff, Ticket, Token
+from ..models import ROLES, District, Grant, Group, GroupMember, Home, Lock, Phone, Rekey, Staff, Ticket, Token
 from ..rekey import describe as describe_rekey
 from ..tickets import locks_of_grant
 from . import charts
@@ -120,6 +121,18 @@ class PageRoute(APIRoute):
                 return error_page(request, 422, "protocol", f"{e.code.name}: {e.code.describe()}")
 
         return run
+
+
+def api_roles(endpoint: Callable) -> tuple[str, ...]:
+    """The roles the API endpoint's own ``require(...)`` admits, of those who have a web session: a form
+    is shown, and its POST accepted, for exactly these (read from the endpoint, so they cannot drift)."""
+    dep = inspect.signature(endpoint).parameters["p"].default.dependency
+    roles = inspect.getclosurevars(dep).nonlocals["roles"]
+    return tuple(r for r in roles if r in STAFF)
+
+
+def may(v: Viewer, endpoint: Callable) -> bool:
+    return v.role in api_roles(endpoint)
 
 
 def _validation_text(e) -> str:
@@ -371,7 +384,26 @@ def staff_list(request: Request, role: str = "", district_id: str = "", show: st
         phones = dict(s.execute(select(Phone.staff_id, func.count()).where(Phone.revoked_at.is_(None))
                                 .group_by(Phone.staff_id)).all())
     return render(request, "staff.html", v, active="staff", rows=rows, n=n, phones=phones, role=role,
-                  district_id=did, show=show)
+                  district_id=did, show=show, roles=ROLES, can_create=may(v, api_people.create_staff),
+                  min_password=MIN_PASSWORD)
+
+
+@router.post("/staff")
+def staff_create(request: Request, username: str = Form(""), full_name: str = Form(""), role: str = Form(""),
+                 district_id: str = Form(""), external_ref: str = Form(""), password: str = Form(""),
+                 csrf: str = Form("")):
+    """A new person through ``POST /api/v1/staff`` (admins only, as the API). The password is the API's
+    rule: optional for every role (empty: no password; the account cannot sign in with one), at least
+    the API's minimum when given. It is hashed by the API and never shown, logged or sent back."""
+    v = viewer(request, api_roles(api_people.create_staff))
+    check_csrf(request, v, csrf)
+    if role not in ROLES:
+        raise Invalid(f"choose a role: {', '.join(ROLES)}")
+    body = StaffIn(username=username.strip(), full_name=full_name.strip(), role=role,
+                   district_id=opt_int(district_id, "district"), external_ref=external_ref.strip() or None,
+                   password=password or None)
+    x = api_people.create_staff(body, request, p=v.p)
+    return RedirectResponse(f"{PREFIX}/staff/{x['id']}?created=1", status_code=303, headers=SECURITY_HEADERS)
 
 
 def _person(request: Request, v: Viewer, staff_id: int) -> dict:
@@ -392,13 +424,42 @@ def _person(request: Request, v: Viewer, staff_id: int) -> dict:
 
 
 @router.get("/staff/{staff_id}")
-def person(request: Request, staff_id: int):
+def person(request: Request, staff_id: int, created: str = ""):
     v = viewer(request)
-    return render(request, "person.html", v, active="staff", **_person(request, v, staff_id))
+    return render(request, "person.html", v, active="staff", created=bool(created),
+                  can_phone=may(v, api_people.register_phone), can_token=may(v, api_people.integration_token),
+                  **_person(request, v, staff_id))
+
+
+@router.post("/staff/{staff_id}/phones")
+def phone_register(request: Request, staff_id: int, label: str = Form(""), csrf: str = Form("")):
+    """Register a phone for this person (``POST /api/v1/phones`` with ``staff_id``); its bearer token is
+    shown once on the page this POST answers (no redirect, never in a URL, ``no-store``)."""
+    v = viewer(request, api_roles(api_people.register_phone))
+    check_csrf(request, v, csrf)
+    ph = api_people.register_phone(PhoneIn(label=label.strip(), staff_id=staff_id), request, p=v.p)
+    return _token_page(request, v, staff_id, ph.pop("token"), "phone", phone=ph)
+
+
+@router.post("/staff/{staff_id}/tokens")
+def integration_token(request: Request, staff_id: int, csrf: str = Form("")):
+    """A bearer token for an integration account (``POST /api/v1/staff/{id}/tokens``, admins), shown once."""
+    v = viewer(request, api_roles(api_people.integration_token))
+    check_csrf(request, v, csrf)
+    token = api_people.integration_token(staff_id, request, p=v.p)["token"]
+    return _token_page(request, v, staff_id, token, "integration")
+
+
+def _token_page(request: Request, v: Viewer, staff_id: int, token: str, kind: str, **ctx) -> Response:
+    staff = api_people.get_staff(staff_id, request, p=v.p)
+    resp = render(request, "token.html", v, active="staff", staff=staff, token=token, kind=kind, **ctx)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Pragma"] = "no-cache"
+    return resp
 
 
 @router.get("/homes")
-def homes(request: Request, district_id: str = ""):
+def homes(request: Request, district_id: str = "", created: str = ""):
     v = viewer(request)
     did = opt_int(district_id, "district_id")
     rows = api_access.list_homes(request, district_id=did, p=v.p)
@@ -408,7 +469,20 @@ def homes(request: Request, district_id: str = ""):
         for lk in s.execute(select(Lock).order_by(Lock.lock_id)).unique().scalars():
             if lk.home_id is not None:
                 locks.setdefault(lk.home_id, []).append(lk)
-    return render(request, "homes.html", v, active="homes", rows=rows, n=n, locks=locks, district_id=did)
+    return render(request, "homes.html", v, active="homes", rows=rows, n=n, locks=locks, district_id=did,
+                  can_create=may(v, api_access.create_home), created=opt_int(created, "created"))
+
+
+@router.post("/homes")
+def home_create(request: Request, citizen_ref: str = Form(""), address: str = Form(""), district_id: str = Form(""),
+                csrf: str = Form("")):
+    v = viewer(request, api_roles(api_access.create_home))
+    check_csrf(request, v, csrf)
+    body = HomeIn(citizen_ref=citizen_ref.strip(), address=address.strip(),
+                  district_id=req_int(district_id, "district"))
+    h = api_access.create_home(body, request, p=v.p)
+    return RedirectResponse(f"{PREFIX}/homes?created={h['id']}#home-{h['id']}", status_code=303,
+                            headers=SECURITY_HEADERS)
 
 
 # ---- revocation: one action, confirmed on a page that lists the locks it affects ----

@@ -6,6 +6,15 @@ document.addEventListener("DOMContentLoaded", function () {
     if (window.history.length > 1) { a.hidden = false; }
     a.addEventListener("click", function (ev) { ev.preventDefault(); window.history.back(); });
   });
+  // a token shown once: a Copy button (the token stays selectable without script)
+  document.querySelectorAll("button.js-copy").forEach(function (b) {
+    var src = document.getElementById(b.getAttribute("data-copy"));
+    if (!src || !navigator.clipboard) { return; }
+    b.hidden = false;
+    b.addEventListener("click", function () {
+      navigator.clipboard.writeText(src.textContent).then(function () { b.textContent = "Copied"; });
+    });
+  });
   // a revocation cannot be submitted twice by a double tap
   document.querySelectorAll("form").forEach(function (f) {
     f.addEventListener("submit", function () {
