@@ -455,7 +455,7 @@ def test_no_page_loads_anything_from_elsewhere(browser, site):
     wait_h1(drv, "Locks")
     drv.get_log("browser")  # drop what earlier tests logged (their deliberate 4xx pages)
     for path in ("/ui/", "/ui/visits?day=" + DAY, "/ui/battery", f"/ui/battery/{site.w.locks[0]}", "/ui/access",
-                 "/ui/keys"):
+                 "/ui/keys", "/ui/staff", "/ui/homes", f"/ui/staff/{site.w.carer}"):
         drv.get(site.srv.base + path)
         srcs = drv.execute_script(
             "return Array.from(document.querySelectorAll('[src],[href]')).map(e => e.src || e.href)")
@@ -464,3 +464,69 @@ def test_no_page_loads_anything_from_elsewhere(browser, site):
         # and nothing on it breaks the Content-Security-Policy (no inline script or style) or fails to load
         problems = [e["message"] for e in drv.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
         assert problems == [], problems
+
+
+def test_a_new_home_and_carer_and_her_phone_from_the_pages(browser, site):
+    """IT without the HTTP API: a home, a carer with a password, her phone registered on her page; the token
+    read off the page (shown once) is the phone's key to the phone API."""
+    from selenium.webdriver.support.ui import Select
+
+    drv, w, k = browser, site.w, site.k
+    password = "Cecilie's first password"
+    sign_in(drv, site)
+    wait_h1(drv, "Locks")
+    drv.get_log("browser")
+    drv.get(site.srv.base + "/ui/homes")
+    wait_h1(drv, "Homes")
+    drv.find_element(By.ID, "nh-ref").send_keys("C-0100")
+    drv.find_element(By.ID, "nh-address").send_keys("Skovvej 4")
+    Select(drv.find_element(By.ID, "nh-district")).select_by_value(str(w.district))
+    drv.find_element(By.CSS_SELECTOR, "#new-home button[type=submit]").click()
+    WebDriverWait(drv, 20).until(EC.url_contains("created="))
+    assert "Home C-0100 created in Nord" in drv.find_element(By.CSS_SELECTOR, "p.notice").text
+    home = next(h for h in k.call("GET", "/api/v1/homes", k.admin, 200).json() if h["citizen_ref"] == "C-0100")
+    assert (home["address"], home["district_id"]) == ("Skovvej 4", w.district)
+    # the same citizen again: the API's 409, as a page
+    drv.find_element(By.ID, "nh-ref").send_keys("C-0100")
+    Select(drv.find_element(By.ID, "nh-district")).select_by_value(str(w.district))
+    drv.find_element(By.CSS_SELECTOR, "#new-home button[type=submit]").click()
+    wait_h1(drv, "Conflict")
+    assert "a home for citizen 'C-0100' exists" in drv.find_element(By.CSS_SELECTOR, ".reason").text
+    drv.get_log("browser")  # drop the deliberate 409's console line
+    # a carer with an initial password
+    drv.get(site.srv.base + "/ui/staff")
+    wait_h1(drv, "Staff")
+    drv.find_element(By.ID, "np-username").send_keys("cecilie")
+    drv.find_element(By.ID, "np-name").send_keys("Cecilie Holm")
+    Select(drv.find_element(By.ID, "np-role")).select_by_value("carer")
+    Select(drv.find_element(By.ID, "np-district")).select_by_value(str(w.district))
+    drv.find_element(By.ID, "np-password").send_keys(password)
+    shot(drv, "18-new-person")
+    drv.find_element(By.CSS_SELECTOR, "#new-person button[type=submit]").click()
+    wait_h1(drv, "Cecilie Holm")
+    assert "created=1" in drv.current_url
+    assert "created as a carer with an initial password" in drv.find_element(By.CSS_SELECTOR, "p.notice").text
+    assert password not in drv.page_source
+    cecilie = next(x for x in k.call("GET", "/api/v1/staff", k.admin, 200).json() if x["username"] == "cecilie")
+    assert (cecilie["role"], cecilie["district_id"], cecilie["has_password"]) == ("carer", w.district, True)
+    k.login("cecilie", password)  # the password the form set opens an API session
+    # her phone, registered on her page: the token is on the result page once, and nowhere in its URL
+    drv.find_element(By.ID, "ph-label").send_keys("Cecilie's work phone")
+    drv.find_element(By.CSS_SELECTOR, "#register-phone button[type=submit]").click()
+    wait_h1(drv, "registered for Cecilie Holm")
+    token = drv.find_element(By.ID, "token").text.strip()
+    assert len(token) >= 40 and drv.page_source.count(token) == 1 and token not in drv.current_url
+    assert "shown once: copy it into the phone app now" in drv.find_element(By.CSS_SELECTOR, ".once").text
+    shot(drv, "19-phone-token")
+    assert [e["message"] for e in drv.get_log("browser") if e["level"] in ("SEVERE", "WARNING")] == []
+    r = k.client.post("/api/v1/phone/bundle", headers={"Authorization": f"Bearer {token}"}, json={})
+    assert r.status_code == 200 and r.json()["locks"] == []  # no grant yet: a valid bundle with no tickets
+    phones = k.call("GET", f"/api/v1/phones?staff_id={cecilie['id']}", k.admin, 200).json()
+    assert [p["label"] for p in phones] == ["Cecilie's work phone"]
+    # back on her page the phone is listed and the token is gone for good
+    drv.find_element(By.PARTIAL_LINK_TEXT, "Done: back to").click()
+    wait_h1(drv, "Cecilie Holm")
+    assert "Cecilie's work phone" in drv.find_element(By.ID, "phones").text and token not in drv.page_source
+    # the server's log has neither the password nor the token
+    log = site.srv.log.read_text(errors="replace")
+    assert token not in log and password not in log
