@@ -184,11 +184,14 @@ def test_sigkill_mid_work_loses_nothing_acknowledged(server, tmp_path):
 
     def revoker():
         c = Api(server.base)
-        for p in bob_phones:
+        for i, p in enumerate(bob_phones):
             seen = len(acked_bundles)
             deadline = time.monotonic() + 5
-            while len(acked_bundles) == seen and time.monotonic() < deadline and not stop.is_set():
-                time.sleep(0.01)  # paced by the bundles, so revocations are still under way at the kill
+            # paced by the bundles and the journal uploads, so revocations are still under way at
+            # the kill (unpaced, a slow journal let all twelve finish first)
+            while (len(acked_bundles) == seen or len(acked_journal) < i) and time.monotonic() < deadline \
+                    and not stop.is_set():
+                time.sleep(0.01)
             if stop.is_set():
                 return
             try:
