@@ -160,25 +160,20 @@ async def cmd_power(a) -> int:
     return 0
 
 
+def _given(a, **names) -> dict:
+    """The options the user gave, under their control-request names (``option="request_key"``)."""
+    return {key: getattr(a, opt) for opt, key in names.items() if getattr(a, opt) is not None}
+
+
 async def cmd_battery(a) -> int:
     f = running_fleet(a.state)
-    args = {}
-    if a.mv is not None:
-        args["mv"] = a.mv
-    if a.drain is not None:
-        args["drain_mv_h"] = a.drain
-    print(json.dumps(await f.call(a.lock, "battery", **args)))
+    print(json.dumps(await f.call(a.lock, "battery", **_given(a, mv="mv", drain="drain_mv_h"))))
     return 0
 
 
 async def cmd_clock(a) -> int:
     f = running_fleet(a.state)
-    args = {}
-    if a.jump is not None:
-        args["jump_s"] = a.jump
-    if a.drift is not None:
-        args["drift_ppm"] = a.drift
-    print(json.dumps(await f.call(a.lock, "clock", **args)))
+    print(json.dumps(await f.call(a.lock, "clock", **_given(a, jump="jump_s", drift="drift_ppm"))))
     return 0
 
 
@@ -193,8 +188,7 @@ async def cmd_advance(a) -> int:
 
 async def cmd_radio(a) -> int:
     f = running_fleet(a.state)
-    args = {k: v for k, v in (("latency_ms", a.latency), ("loss", a.loss), ("drop", a.drop),
-                              ("range_m", a.range)) if v is not None}
+    args = _given(a, latency="latency_ms", loss="loss", drop="drop", range="range_m")
     for k in ("loss", "drop"):
         if k in args and not 0 <= args[k] <= 1:
             raise UsageError(f"--{k} is a probability (0..1)")

@@ -257,6 +257,14 @@ def test_cli_drives_a_running_fleet(tmp_path):
         assert r.returncode == 1 and r.stderr.startswith("locksim: ")
         r = cli("radio", "--loss", "2")
         assert r.returncode == 1 and "probability" in r.stderr
+        # options the user gave go to the control request under its names; the others stay as they were
+        assert json.loads(cli("battery", "L0001", "--mv", "4300", "--drain", "20").stdout) == \
+            {"battery_mv": 4300, "drain_mv_h": 20}
+        assert json.loads(cli("battery", "L0001", "--drain", "0").stdout) == {"battery_mv": 4300, "drain_mv_h": 0}
+        got = json.loads(cli("clock", "L0001", "--drift", "100").stdout)
+        assert got["drift_ppm"] == 100
+        assert json.loads(cli("clock", "L0001", "--jump", "-60").stdout)["rtc"] <= got["rtc"] - 59
+        assert json.loads(cli("radio", "--latency", "5").stdout)[0]["latency_ms"] == 5
         assert cli("stop").returncode == 0
         assert sup.wait(timeout=30) == 0
     finally:
