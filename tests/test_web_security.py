@@ -213,6 +213,7 @@ BAD_PAGES = [
     ("/ui/locks/00", 422, "is not 16 hex digits"),
     ("/ui/staff/999", 404, "no staff member 999"),
     ("/ui/staff/abc", 422, "staff_id"),
+    ("/ui/staff/99999999999999999999", 422, "a number in the request is out of range"),
     ("/ui/staff?role=king", 422, "role must be"),
     ("/ui/?district_id=x", 422, "district_id must be a whole number"),
     ("/ui/?district_id=999", 404, "no district 999"),
@@ -368,6 +369,7 @@ BAD_PEOPLE = [
     ({"username": "berit", "role": "carer", "password": "p" * 1025}, 422, "password: String should have at most"),
     ({"username": "berit", "role": "carer", "district_id": "north"}, 422, "district must be a whole number"),
     ({"username": "berit", "role": "carer", "district_id": "999"}, 404, "no district 999"),
+    ({"username": "berit", "role": "carer", "district_id": "9" * 20}, 422, "a number in the request is out of range"),
     ({"username": "anna", "role": "carer"}, 409, "user name 'anna' is taken"),
 ]
 
@@ -425,6 +427,7 @@ def test_a_new_home_from_the_homes_page(ks, world):
             ({"citizen_ref": "C-9000"}, 422, "district is required"),
             ({"citizen_ref": "C-9000", "district_id": "x"}, 422, "district must be a whole number"),
             ({"citizen_ref": "C-9000", "district_id": "999"}, 404, "no district 999"),
+            ({"citizen_ref": "C-9000", "district_id": "9" * 20}, 422, "a number in the request is out of range"),
             ({"citizen_ref": "", "district_id": str(world.district)}, 422, "citizen_ref: String should have at least"),
             ({"citizen_ref": "C-9000", "address": "a" * 301, "district_id": str(world.district)}, 422,
              "address: String should have at most 300 characters")]:
@@ -485,7 +488,8 @@ def test_register_a_phone_shows_its_token_once_and_never_keeps_it(ks, world, ser
     r = c.post(f"/ui/staff/{world.carer}/phones", data={"label": "work phone 12", "csrf": csrf},
                follow_redirects=False)
     assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
-    assert "location" not in r.headers and "This token is shown once: copy it into the phone app now (on “work phone 12”)." in r.text
+    assert "location" not in r.headers
+    assert "This token is shown once: copy it into the phone app now (on “work phone 12”)." in r.text
     token = re.search(r'<code id="token">([^<]+)</code>', r.text).group(1)
     assert len(token) >= 40 and r.text.count(token) == 1
     assert not any(token in v for _, v in r.headers.items())
@@ -506,6 +510,8 @@ def test_register_a_phone_shows_its_token_once_and_never_keeps_it(ks, world, ser
     before = everything(ks)
     r = c.post("/ui/staff/999/phones", data={"label": "x", "csrf": csrf})
     assert r.status_code == 404 and "no staff member 999" in reason(r)
+    r = c.post(f"/ui/staff/{'9' * 20}/phones", data={"label": "x", "csrf": csrf})
+    assert r.status_code == 422 and "out of range" in reason(r)
     r = c.post(f"/ui/staff/{world.carer}/phones", data={"label": "x" * 121, "csrf": csrf})
     assert r.status_code == 422 and "label: String should have at most 120 characters" in reason(r)
     ks.call("POST", f"/api/v1/staff/{world.carer}/revoke", ks.admin, 200, json={})

@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import DataError
 
 from lockproto import ProtocolError, Right
 
@@ -119,6 +120,9 @@ class PageRoute(APIRoute):
                 return error_page(request, 422, "invalid", _validation_text(e))
             except ProtocolError as e:
                 return error_page(request, 422, "protocol", f"{e.code.name}: {e.code.describe()}")
+            except (OverflowError, DataError):
+                # an id beyond the database's integer range (as the API's handler in app.py), after the rollback
+                return error_page(request, 422, "invalid", "a number in the request is out of range")
 
         return run
 
