@@ -16,10 +16,16 @@ class ProtocolError(Exception):
 
     code: Err
     detail: int
+    #: who says so: ``"local"`` this side's own check failed (a malformed, forged or
+    #: misdirected message: the peer said nothing trustworthy); ``"lock"`` the lock's status
+    #: in a RESULT whose MAC verified (the lock really refused); ``"claim"`` the code of an
+    #: ERROR frame, which carries no MAC (protocol §4.7) and may come from anyone on the air
+    origin: str
 
-    def __init__(self, code: int, detail: int = 0) -> None:
+    def __init__(self, code: int, detail: int = 0, origin: str = "local") -> None:
         self.code = Err(code)
         self.detail = int(detail)
+        self.origin = origin
         super().__init__(self.code, self.detail)
 
     def __str__(self) -> str:

@@ -178,7 +178,12 @@ class PhoneSession:
         self._pending = None
 
     def read(self, msg: bytes) -> Result:
-        """Check the lock's answer to the request in flight; return it when its status is OK."""
+        """Check the lock's answer to the request in flight; return it when its status is OK.
+
+        Otherwise raise ProtocolError; its ``origin`` tells a genuine refusal by the lock
+        (``"lock"``, a MACed status) from an answer that failed this check (``"local"``:
+        forged, corrupted, replayed or for another request) and from an unauthenticated
+        ERROR frame (``"claim"``)."""
         if self._pending is None:
             raise ProtocolError(Err.NO_SESSION)
         if isinstance(msg, (bytes, bytearray, memoryview)) and bytes(msg[:1]) == bytes([MsgType.ERROR]):
@@ -197,11 +202,11 @@ class PhoneSession:
         self._pending = None
         if r.status in VALIDITY_CODES:
             self._end()  # never established (AUTH) or ended (OP)
-            raise ProtocolError(r.status)
+            raise ProtocolError(r.status, origin="lock")
         if ctr == 0:
             self.established = True
         if r.status != Err.OK:
-            raise ProtocolError(r.status)
+            raise ProtocolError(r.status, origin="lock")
         if not _payload_ok(op, args, r.payload):
             self._end()
             raise ProtocolError(Err.MALFORMED)

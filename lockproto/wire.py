@@ -387,8 +387,8 @@ class ErrorFrame:
         return e
 
     def error(self) -> ProtocolError:
-        """This frame as the exception a caller raises."""
-        return ProtocolError(self.code, self.detail)
+        """This frame as the exception a caller raises (origin ``"claim"``: an ERROR has no MAC)."""
+        return ProtocolError(self.code, self.detail, "claim")
 
 
 Message = Union[Hello, Auth, Result, OpFrame, ErrorFrame]

@@ -24,11 +24,15 @@ from .transport import Transport
 class LockError(Exception):
     """The lock (or the protocol check of its answer) refused: ``code`` is a lockproto Err."""
 
-    def __init__(self, code: int, detail: int = 0, doing: str = "") -> None:
+    def __init__(self, code: int, detail: int = 0, doing: str = "", origin: str = "local") -> None:
         self.code = Err(code) if code in Err._value2member_map_ else Err.MALFORMED
         self.detail = detail
         self.doing = doing
-        super().__init__(f"{doing + ': ' if doing else ''}{self.code.describe()} ({self.code.name})")
+        self.origin = origin   # ProtocolError.origin: "lock", "claim" or "local"
+        why = ""
+        if origin == "local" and self.code in (Err.BAD_MAC, Err.BAD_COUNTER, Err.MALFORMED):
+            why = " (the answer failed this side's check: forged, corrupted or not the lock's)"
+        super().__init__(f"{doing + ': ' if doing else ''}{self.code.describe()} ({self.code.name}){why}")
 
 
 @dataclass
@@ -48,7 +52,7 @@ def _protocol(doing: str):
             try:
                 return fn(*a, **kw)
             except ProtocolError as e:
-                raise LockError(e.code, e.detail, doing) from None
+                raise LockError(e.code, e.detail, doing, e.origin) from None
         inner.__name__ = fn.__name__
         inner.__doc__ = fn.__doc__
         return inner
@@ -120,7 +124,7 @@ class LockClient:
         try:
             return self.session(ticket).call(op, args)
         except ProtocolError as e:
-            raise LockError(e.code, e.detail, doing) from None
+            raise LockError(e.code, e.detail, doing, e.origin) from None
 
     def unlock(self, ticket: Ticket) -> int:
         """Unlock; the bolt state right after (UNLOCKING while the motor runs)."""
@@ -148,7 +152,7 @@ class LockClient:
                     return chunks
                 seq = first + count
         except ProtocolError as e:
-            raise LockError(e.code, e.detail, "reading the journal") from None
+            raise LockError(e.code, e.detail, "reading the journal", e.origin) from None
 
     def with_statement(self, ticket: Ticket, op: int, make: Callable[[bytes], bytes], doing: str) -> bytes:
         """An op whose args the server binds to this connection's ``nonce_L`` (TIME_SET,
@@ -157,7 +161,7 @@ class LockClient:
             s = self.session(ticket)
             return s.call(op, make(s.nonce_l))
         except ProtocolError as e:
-            raise LockError(e.code, e.detail, doing) from None
+            raise LockError(e.code, e.detail, doing, e.origin) from None
 
     def relay(self, ticket: Ticket, op: int, args: bytes, doing: str) -> bytes:
         """An op carrying a server statement that is not connection-bound (DENY_UPDATE,

@@ -321,3 +321,34 @@ def test_issue_ticket():
     with pytest.raises(ProtocolError) as e:
         issue_ticket(KEYS, **{**SHIFT, "rights": 0x10})
     assert e.value.code == Err.MALFORMED
+
+
+def test_a_refusal_says_whether_the_lock_said_it():
+    """ProtocolError.origin: a MACed status is the lock's ("lock"), an answer failing the
+    phone's check is "local" (forged or corrupted), an ERROR frame is an unauthenticated "claim"."""
+    # the lock's own BAD_MAC status (e.g. a server statement it could not verify), MACed
+    ps, _ = connect()
+    ps.auth(Op.STATUS)
+    with pytest.raises(ProtocolError) as e:
+        ps.read(lock_result(ps.session_key, 0, Op.STATUS, Err.BAD_MAC))
+    assert e.value.code == Err.BAD_MAC and e.value.origin == "lock"
+    # the same code from a forged answer: its MAC fails here
+    ps, _ = connect()
+    ps.auth(Op.STATUS)
+    forged = bytearray(lock_result(ps.session_key, 0, Op.STATUS, Err.OK, STATE.encode()))
+    forged[-1] ^= 1
+    with pytest.raises(ProtocolError) as e:
+        ps.read(bytes(forged))
+    assert e.value.code == Err.BAD_MAC and e.value.origin == "local"
+    # a genuine-looking answer under another lock's session key is local too
+    other, _ = connect(LockKeys.from_master(b"\x01" * 32, b"LOCK0002", 1))
+    other.auth(Op.STATUS)
+    with pytest.raises(ProtocolError) as e:
+        ps.read(lock_result(other.session_key, 0, Op.STATUS, Err.OK, STATE.encode()))
+    assert e.value.code == Err.BAD_MAC and e.value.origin == "local"
+    # an ERROR frame: whoever sent it, it carries no MAC
+    ps, _ = connect()
+    ps.auth(Op.STATUS)
+    with pytest.raises(ProtocolError) as e:
+        ps.read(ErrorFrame(Err.EXPIRED, 0).encode())
+    assert e.value.code == Err.EXPIRED and e.value.origin == "claim" and ps.closed
