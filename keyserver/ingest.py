@@ -30,6 +30,7 @@ from lockproto import Event, ProtocolError, journal_ack, open_chunk, verify_chai
 from lockproto.codes import Err
 from lockproto.journal import chain_genesis
 
+from .battery import record_sag_mv
 from .errors import Conflict, Invalid
 from .keystore import KeyRing, audit, get_lock, now
 from .models import BatterySample, JournalGap, JournalRecord
@@ -120,7 +121,8 @@ def ingest_chunk(s: Session, vault: Vault, lock_id: str, payload: bytes, actor_i
                              arg16=r.arg16, user_id=r.user_id, ticket_id=r.ticket_id, arg=r.arg,
                              chain=r.chain.hex(), ingested_at=t))
             if r.event == Event.BATTERY:
-                battery.append(dict(lock_pk=lock.id, at=r.time, mv=r.arg16, pct=r.arg & 0xFF, source="journal"))
+                battery.append(dict(lock_pk=lock.id, at=r.time, mv=r.arg16, pct=r.arg & 0xFF, source="journal",
+                                    sag_mv=record_sag_mv(r.arg)))
         s.execute(insert(JournalRecord), rows)  # one executemany, no ORM objects
         if battery:
             s.execute(insert(BatterySample), battery)

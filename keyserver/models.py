@@ -261,6 +261,8 @@ class BatterySample(Base):
     mv: Mapped[int] = mapped_column(Integer)
     pct: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(12))  # journal (authenticated) | hello (hint)
+    # the motor sag the lock measured (a BATTERY record's bits 24..31, mV); None: not measured yet, or a HELLO
+    sag_mv: Mapped[Optional[int]] = mapped_column(Integer)
 
 
 class PlannedVisit(Base):

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from lockproto import Event, Flag
 
-from .battery import cutoff_mv, forecast
+from .battery import forecast, lock_cutoff
 from .keystore import now
 from .models import BatterySample, DenyEntry, Home, JournalGap, JournalRecord, Lock, PlannedVisit, Staff
 from .settings import Settings
@@ -175,13 +175,19 @@ def plan_vs_actual(s: Session, settings: Settings, *, start: int, end: int, dist
 
 
 def battery_report(s: Session, lock: Lock, t: int | None = None) -> dict:
+    """One lock's battery forecast (:func:`keyserver.battery.forecast`) to the idle voltage at which it goes
+    CRITICAL, with the motor sag of its latest ``BATTERY`` record (``cutoff_mv``, ``limit``, ``sag_mv``)."""
     t = t or now()
     journal = [(a, mv, pct) for a, mv, pct in s.execute(
         select(BatterySample.at, BatterySample.mv, BatterySample.pct).where(
             BatterySample.lock_pk == lock.id, BatterySample.source == "journal")).all()]
     samples = journal or [(a, mv, pct) for a, mv, pct in s.execute(
         select(BatterySample.at, BatterySample.mv, BatterySample.pct).where(BatterySample.lock_pk == lock.id)).all()]
-    f = forecast(samples, cutoff_mv(lock.board))
+    # the latest record in journal order (ids follow the sequence numbers); None: no run measured since its boot
+    sag = s.execute(select(BatterySample.sag_mv).where(
+        BatterySample.lock_pk == lock.id, BatterySample.source == "journal")
+        .order_by(BatterySample.id.desc()).limit(1)).scalar_one_or_none() if journal else None
+    f = forecast(samples, lock_cutoff(lock.board, sag))
     d = f.as_dict()
     if d["predicted_at"] is None and (lock.seen_flags or 0) & (Flag.BATTERY_LOW | Flag.BATTERY_CRITICAL):
         # too few readings for a trend, but the lock itself says its cells are low: due now
@@ -217,12 +223,13 @@ def battery_changes_csv(rows: list[dict], settings: Settings) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["predicted_change", "citizen_ref", "address", "lock_id", "board", "last_mv", "last_pct", "last_reading",
-                "slope_mv_per_day", "reason"])
+                "slope_mv_per_day", "reason", "cutoff_mv", "limit", "sag_mv"])
     for r in rows:
         w.writerow([_iso(r["predicted_at"], settings), r.get("citizen_ref") or "", r.get("address") or "",
                     r["lock_id"], r.get("board") or "", r.get("last_mv") or "", "" if r.get("last_pct") is None
                     else r["last_pct"], _iso(r.get("last_at"), settings),
-                    "" if r.get("slope_mv_per_day") is None else round(r["slope_mv_per_day"], 1), r.get("reason") or ""])
+                    "" if r.get("slope_mv_per_day") is None else round(r["slope_mv_per_day"], 1), r.get("reason") or "",
+                    r.get("cutoff_mv") or "", r.get("limit") or "", "" if r.get("sag_mv") is None else r["sag_mv"]])
     return buf.getvalue()
 
 

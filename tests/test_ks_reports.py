@@ -121,10 +121,12 @@ def test_battery_forecast_and_change_list(ks):
         for k in range(4):
             t = t1 + d * 86400 + k * 6 * 3600
             mv = 6000 - 10 * (t - t1) / 86400 - (350 if k == 2 else 0)  # one reading a day under load
-            j.add(t, Event.BATTERY, arg16=int(mv), arg=80)
+            j.add(t, Event.BATTERY, arg16=int(mv), arg=80 | (5 << 24))  # 80 %, a measured sag of 50 mV
     j.upload(ks, w.phone_token, w.locks[0])
     b = ks.call("GET", f"/api/v1/reports/battery/{w.locks[0]}", ks.admin, 200).json()
     assert b["source"] == "journal" and b["cutoff_mv"] == 4300 and len(b["history"]) == 85
+    # 4300 (4 x 1075) is above brown-out + reserve + sag (4200 + 50): the critical voltage binds
+    assert (b["limit"], b["critical_mv"], b["sag_mv"], b["sag_measured"]) == ("critical voltage", 4300, 50, True)
     assert b["slope_mv_per_day"] == pytest.approx(-10, abs=0.5)
     expect = t1 + (6000 - 4300) / 10 * 86400
     assert abs(b["predicted_at"] - expect) < 3 * 86400  # least squares would be ~ 9 days early here
@@ -146,6 +148,48 @@ def test_battery_forecast_and_change_list(ks):
     assert rows[0][:4] == ["predicted_change", "citizen_ref", "address", "lock_id"]
     assert [row[3] for row in rows[1:]] == [w.locks[0]] and rows[1][2] == "Gade 0"
     assert rows[1][0] == dt.datetime.fromtimestamp(lst[0]["predicted_at"], ks.settings.zone).isoformat(timespec="seconds")
+
+
+def test_a_big_motor_sag_brings_the_battery_change_forward(ks):
+    """Two locks on the same falling voltage: a big measured sag makes the lock refuse (CRITICAL) at a higher
+    idle voltage, so it is due earlier on the change list, and the list says why."""
+    from keyserver.keystore import now
+
+    w = build_world(ks, n_locks=3)
+    t1 = now() - 20 * 86400
+    # sim board: brown-out 4000 + reserve 200; critical 4 x 1075 = 4300; default sag 4 x 75 = 300
+    for i, sag_field in enumerate((70, 5, 0)):  # 700 mV (cold cells, a stiff bolt), 50 mV, none measured yet
+        j = SimJournal(w.keys[i])
+        for d in range(20):
+            for k in range(2):
+                t = t1 + d * 86400 + k * 12 * 3600
+                j.add(t, Event.BATTERY, arg16=int(6000 - 10 * (t - t1) / 86400), arg=70 | (sag_field << 24))
+        j.upload(ks, w.phone_token, w.locks[i])
+    big, small, unmeasured = (ks.call("GET", f"/api/v1/reports/battery/{lk}", ks.admin, 200).json() for lk in w.locks)
+    assert (big["cutoff_mv"], big["limit"], big["sag_mv"], big["sag_measured"]) == (
+        4900, "motor sag: the next run would brown out", 700, True)
+    assert (small["cutoff_mv"], small["limit"], small["sag_mv"]) == (4300, "critical voltage", 50)
+    assert (unmeasured["cutoff_mv"], unmeasured["limit"], unmeasured["sag_mv"], unmeasured["sag_measured"]) == (
+        4500, "motor sag: the next run would brown out", 300, False)
+    for r, cut in ((big, 4900), (small, 4300), (unmeasured, 4500)):
+        assert r["critical_mv"] == 4300 and r["guard_mv"] == 4200
+        assert r["slope_mv_per_day"] == pytest.approx(-10, abs=0.01)
+        assert abs(r["predicted_at"] - (t1 + (6000 - cut) / 10 * 86400)) <= 3600
+    assert "motor-sag limit (4900 mV" in big["reason"] and "measured 700 mV sag" in big["reason"]
+    assert "brown out" in big["reason"] and small["reason"].endswith("reaches the critical voltage")
+    assert "default (none measured yet) 300 mV sag" in unmeasured["reason"]
+    # big: due ~90 days from now, unmeasured ~130, small ~150
+    url = f"/api/v1/reports/battery-changes?district_id={w.district}"
+    assert [x["lock_id"] for x in ks.call("GET", url + "&days=365", ks.admin, 200).json()] == [
+        w.locks[0], w.locks[2], w.locks[1]]
+    lst = ks.call("GET", url + "&days=110", ks.admin, 200).json()
+    assert [(x["lock_id"], x["limit"], x["cutoff_mv"]) for x in lst] == [
+        (w.locks[0], "motor sag: the next run would brown out", 4900)]
+    rows = list(csv.reader(io.StringIO(ks.call("GET", url + "&days=365&format=csv", ks.admin, 200).text)))
+    assert rows[0][-3:] == ["cutoff_mv", "limit", "sag_mv"]
+    assert [r[3] for r in rows[1:]] == [w.locks[0], w.locks[2], w.locks[1]]
+    assert rows[1][-3:] == ["4900", "motor sag: the next run would brown out", "700"]
+    assert rows[3][-3:] == ["4300", "critical voltage", "50"]
 
 
 def test_theil_sen_is_robust_and_exact_on_lines():
