@@ -826,7 +826,8 @@ def battery_lock(request: Request, lock_id: str):
     marker = (rep["predicted_at"], "replace by " + _fmt_time(request)(rep["predicted_at"], "%d %b")) \
         if rep["predicted_at"] else None
     plot = charts.timeplot(pts, title=f"Battery of lock {rep['lock_id']}", unit="mV", cls="battery-trend",
-                           zone=_zone(request), line=line, hline=(rep["cutoff_mv"], "critical"), marker=marker)
+                           zone=_zone(request), line=line, hline=(rep["cutoff_mv"], "motor sag limit" if rep.get("limit", "").startswith("motor")
+                                                  else "critical"), marker=marker)
     return render(request, "battery_lock.html", v, active="battery", rep=rep, hist=hist, plot=plot, n=n)
 
 
