@@ -137,8 +137,10 @@ class Monitor:
         return self.level != _LV_FLOOR
 
     def record_arg(self, reason):
-        # EV_BATTERY arg: pct | flags << 8 | reason << 16 | sag in 10 mV << 24
-        sag = min(255, self.sag // 10) if self.sag_measured else 0
+        # EV_BATTERY arg: pct | flags << 8 | reason << 16 | sag in 10 mV << 24;
+        # rounded up (a server forecasting from it errs early) and at least 1
+        # once measured (0 means not measured yet)
+        sag = max(1, min(255, (self.sag + 9) // 10)) if self.sag_measured else 0
         return self.pct() | (self.flags() << 8) | (reason << 16) | (sag << 24)
 
     def _update(self):
