@@ -4,7 +4,10 @@
 # provisioned, advertising, one AUTH+UNLOCK through the session a BLE link
 # serves (unit.session, the BleLink's session factory), the motor run to the end.
 # The caller sets BOARDS (boards/) and may set FLASH (the flash file, as the sim
-# board's lockdata.bin; unset: the twin in RAM only).
+# board's lockdata.bin; unset: the twin in RAM only) and FREE: then every module
+# the run loads is loaded first and the heap is filled until FREE bytes are left,
+# so the unit's own data (not its code, which a device keeps frozen in flash)
+# must fit in FREE, in whatever holes the loaded code left.
 import gc
 import struct
 import lockhal
@@ -15,6 +18,23 @@ import lockwire
 import lockadv
 
 gc.collect()  # as lockapp.main() does once every module is loaded
+
+try:
+    FREE  # noqa: B018
+except NameError:
+    FREE = None
+if FREE is not None:
+    import lockflash_sim, lockkv, lockring, lockstore  # noqa: E401,F401 (loaded later by the run)
+    gc.collect()
+    ballast = []
+    chunk = gc.mem_free()
+    while gc.mem_free() - FREE > 256 and chunk >= 256:
+        try:
+            ballast.append(bytearray(min(chunk, gc.mem_free() - FREE - 128)))
+        except MemoryError:
+            chunk //= 2
+    gc.collect()
+    print("free", gc.mem_free())
 
 NOW = 1767225600
 LOCK_ID = b"LK\x00\x00\x00\x00\x00\x01"
