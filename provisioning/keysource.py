@@ -136,7 +136,7 @@ class KeyServerSource:
     """The municipality's key server over HTTP(S)."""
 
     def __init__(self, url: str, phone_token: str | None, admin_token: str | None = None,
-                 timeout: float = 15.0, transport=None, shift_hours: float = 1.0) -> None:
+                 timeout: float = 15.0, transport=None, shift_hours: float = 1.0, clock=time.time) -> None:
         import httpx
         self._httpx = httpx
         self.url = url.rstrip("/")
@@ -146,6 +146,7 @@ class KeyServerSource:
         self._bundle: dict | None = None
         self.shift_hours = shift_hours   # the lifetime of the bundle's tickets
         self.online = True               # False: the phone has no network (the held bundle still works)
+        self.clock = clock               # the phone's wall clock (a test bench's simulated one)
 
     def _call(self, method: str, path: str, token: str, what: str, json: dict | None = None) -> dict:
         if not self.online:
@@ -200,7 +201,7 @@ class KeyServerSource:
 
     def ticket(self, lock_id: bytes, epoch: int, rights: int) -> Ticket:
         for fresh in (False, True):
-            t = bundle_ticket(self._entry(lock_id, fresh), epoch, rights, time.time() + 30)
+            t = bundle_ticket(self._entry(lock_id, fresh), epoch, rights, self.clock() + 30)
             if t is not None:
                 return t
         names = "+".join(r.name.lower() for r in Right if rights & r)

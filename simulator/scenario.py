@@ -391,7 +391,7 @@ class KeyServerBackedDistrict:
 
     def _source(self, token: str):
         from provisioning.keysource import KeyServerSource
-        return KeyServerSource(self.url, token, shift_hours=self.shift_hours)
+        return KeyServerSource(self.url, token, shift_hours=self.shift_hours, clock=self.sim_now)
 
     def add_carer(self, carer: "Carer", plan: dict[bytes, tuple[int, int]]):
         token = self.ksd.add_carer(carer.name, {self.names[lid]: w for lid, w in plan.items()}, int(CARER_RIGHTS))
@@ -408,6 +408,10 @@ class KeyServerBackedDistrict:
 
     def start_rekey(self, lid: bytes) -> None:
         self.ksd.start_rekey(lid)
+
+    def sim_now(self) -> int:
+        """The simulated wall time (what the phones' clocks say)."""
+        return self._wrote
 
     def set_time(self, wall: int) -> None:
         # the server's clock never goes back, so neither does the file

@@ -106,3 +106,25 @@ def test_cli_key_server_options_are_checked(tmp_path):
     r = run("--keyserver", "http://127.0.0.1:9", "--admin-token-file", str(tmp_path / "nope"),
             "--clock-file", str(tmp_path / "c"))
     assert r.returncode == 1 and "No such file" in r.stderr
+
+
+def test_a_phone_on_the_simulated_clock_finds_its_tickets(server):
+    """KeyServerSource.ticket checks a ticket's end against the phone's clock: on a test bench
+    whose day lies in the past that must be the simulated clock, not the machine's."""
+    from provisioning.keysource import KeyServerSource, SourceError
+    from simulator.ksdistrict import KeyServerDistrict
+    sc = scenario_from_dict(copy.deepcopy(SMALL))
+    d = KeyServerDistrict(server.base, admin_login(server), "Clock Test", clock_file=server.clock)
+    try:
+        lid, epoch, _ = d.register_lock("L0001")
+        token = d.add_carer("ann", ["L0001"], 1 | 2 | 4)
+    finally:
+        d.close()
+    real = KeyServerSource(server.base, token, shift_hours=8)
+    with pytest.raises(SourceError, match="no ticket"):
+        real.ticket(lid, epoch, 1)   # the machine's clock is months past the simulated day
+    sim = KeyServerSource(server.base, token, shift_hours=8, clock=lambda: sc.start)
+    t = sim.ticket(lid, epoch, 1)
+    assert len(t.ticket) == 41
+    real.close()
+    sim.close()
