@@ -735,6 +735,10 @@ class Runner:
         for r in self._radios:
             await loop.run_in_executor(None, r.close)
         self._radios = []
+        for app in list(self.apps.values()) + list(self.lost_apps.values()):
+            close = getattr(app.ks, "close", None)   # a key-server phone's HTTP client
+            if close is not None:
+                close()
         await loop.run_in_executor(None, self.district.close)
 
 
