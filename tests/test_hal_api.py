@@ -20,9 +20,9 @@ import mpyhost
 ROOT = Path(__file__).resolve().parent.parent
 LIB = ROOT / "firmware" / "lib"
 MPY_DIR = Path(__file__).resolve().parent / "mpy"
-CLASSES = ("Output", "Input", "Pwm", "Adc", "Wdt", "Rtc")
+CLASSES = ("Output", "Input", "Pwm", "Adc", "Wdt", "Rtc", "Touch")
 FUNCS = ["adc", "console_locked", "deepsleep", "input", "output", "partition", "pwm", "reset", "reset_cause", "rtc",
-         "ticks_diff", "ticks_ms", "wdt"]
+         "ticks_diff", "ticks_ms", "touch", "wake_reason", "wdt"]
 
 
 @pytest.fixture(scope="module")
@@ -187,9 +187,21 @@ class _Rec:
             def datetime(self, t):
                 rec.calls.append(("datetime", t))
 
+        class TouchPad:
+            def __init__(self, pin):
+                self.n = pin.n
+
+            def config(self, threshold):
+                rec.calls.append(("touch", self.n, threshold))
+
+            def read(self):
+                return 700
+
         import types
         m = types.ModuleType("machine")
-        m.Pin, m.ADC, m.PWM, m.WDT, m.RTC = Pin, ADC, PWM, WDT, RTC
+        m.Pin, m.ADC, m.PWM, m.WDT, m.RTC, m.TouchPad = Pin, ADC, PWM, WDT, RTC, TouchPad
+        m.EXT0_WAKE, m.EXT1_WAKE, m.TIMER_WAKE, m.TOUCHPAD_WAKE = 2, 3, 4, 5
+        m.wake_reason = lambda: 5
         m.PWRON_RESET, m.HARD_RESET, m.WDT_RESET, m.DEEPSLEEP_RESET, m.SOFT_RESET = 1, 2, 3, 4, 5
         m.reset_cause = lambda: 3
         m.deepsleep = lambda ms=0: rec.calls.append(("deepsleep", ms))
@@ -197,6 +209,8 @@ class _Rec:
         e = types.ModuleType("esp32")
         e.WAKEUP_ALL_LOW, e.WAKEUP_ANY_HIGH = False, True
         e.wake_on_ext0 = lambda pin, level: rec.calls.append(("ext0", pin.n, level))
+        e.wake_on_ext1 = lambda pins, level: rec.calls.append(("ext1", [p.n for p in pins], level))
+        e.wake_on_touch = lambda on: rec.calls.append(("wake_on_touch", on))
         self.machine, self.esp32 = m, e
 
 
@@ -219,5 +233,39 @@ def test_esp32_hal_drives_machine_as_documented(mods, monkeypatch):
     assert ("WDT", 8000) in c and ("feed",) in c
     hw.clock.set_time(1700000000)
     assert c[-1][0] == "datetime" and c[-1][1][:3] == (2023, 11, 14)
+    assert ("touch", 32, 300) in c and hw.outside.read() == 700       # the outside pad, its threshold
+    assert hw.wake_source() == L.WOKE_NONE          # a watchdog reset is no wake
     hw.sleep()
-    assert ("ext0", 4, False) in c and c[-1] == ("deepsleep", 0)
+    assert ("ext0", 4, False) in c and ("wake_on_touch", True) in c and c[-1] == ("deepsleep", 0)
+    del c[:]
+    hw.sleep(60000, outside=False)                  # the outside source muted: the button only
+    assert ("ext0", 4, False) in c and ("wake_on_touch", True) not in c and c[-1] == ("deepsleep", 60000)
+    rec.machine.reset_cause = lambda: 4             # a deep-sleep wake by the pad (TOUCHPAD_WAKE)
+    assert L.wire(board, E).wake_source() == L.WOKE_OUTSIDE
+    rec.machine.wake_reason = lambda: 2             # EXT0: the inside button
+    assert L.wire(board, E).wake_source() == L.WOKE_INSIDE
+
+
+def test_esp32_c3_hal_arms_both_wake_pins_in_one_gpio_call(mods, monkeypatch):
+    import json
+    rec = _Rec()
+    del rec.esp32.wake_on_ext0
+    del rec.esp32.wake_on_touch
+    rec.esp32.wake_on_gpio = lambda pins, level: rec.calls.append(("gpio", [p.n for p in pins], level))
+    monkeypatch.setitem(sys.modules, "machine", rec.machine)
+    monkeypatch.setitem(sys.modules, "esp32", rec.esp32)
+    L, E = mods["lockhal"], mods["lockhal_esp32"]
+    board = json.loads((ROOT / "boards" / "esp32-c3-devkitm.json").read_text())
+    hw = L.wire(board, E)
+    hw.sleep()
+    assert ("gpio", [5, 1], False) in rec.calls and rec.calls[-1] == ("deepsleep", 0)
+    # GPIO wake (7): the button held at boot is the button, otherwise the outside contact
+    rec.machine.reset_cause = lambda: 4
+    rec.machine.wake_reason = lambda: 7
+    assert L.wire(board, E).wake_source() == L.WOKE_INSIDE    # the fake's pins read 0: the button is held
+    pin = rec.machine.Pin
+    monkeypatch.setattr(pin, "value", lambda self, v=None: 1 if self.n == 5 else 0)
+    assert L.wire(board, E).wake_source() == L.WOKE_OUTSIDE   # button released, contact held
+    monkeypatch.setattr(pin, "value", lambda self, v=None: 1)
+    assert L.wire(board, E).wake_source() == L.WOKE_OUTSIDE   # neither held: never taken as the button
+

@@ -34,6 +34,7 @@ CHIPS = {
         "adc1": _r(32, 39),
         "warn": {0, 2, 5, 12, 15, 16, 17},
         "wake": {0, 2, 4} | _r(12, 15) | _r(25, 27) | _r(32, 39),
+        "touch": {0, 2, 4, 12, 13, 14, 15, 27, 32, 33},
         "range": {"0db": (100, 950), "2.5db": (100, 1250), "6db": (150, 1750), "11db": (150, 2450)},
     },
     "esp32c3": {
@@ -43,6 +44,7 @@ CHIPS = {
         "adc1": _r(0, 4),
         "warn": {2, 8, 9, 18, 19},
         "wake": _r(0, 5),
+        "touch": set(),  # no touch peripheral: an outside contact instead
         "range": {"0db": (0, 750), "2.5db": (0, 1050), "6db": (0, 1300), "11db": (0, 2500)},
     },
 }
@@ -51,7 +53,7 @@ CHEMISTRY = {"alkaline-4aa": (1.65, 0.9), "lithium-4aa": (1.83, 0.9)}
 
 INPUTS = ("bolt_locked", "bolt_unlocked", "door", "button")
 OUTPUTS = ("motor_a", "motor_b", "motor_sleep", "buzzer", "led")
-ROLES = INPUTS + OUTPUTS + ("battery_adc",)
+ROLES = INPUTS + OUTPUTS + ("battery_adc", "outside")
 TOP = {"name", "chip", "description", "pins", "inputs", "outputs", "motor", "adc", "battery",
        "power_profile", "wake", "watchdog_ms", "debounce_ms", "storage", "notes"}
 
@@ -74,7 +76,7 @@ def check_board(b: dict) -> list[str]:
     for role in ROLES:
         n = pins.get(role)
         if n is None:
-            if role != "motor_sleep":
+            if role not in ("motor_sleep", "outside"):
                 errs.append(f"{role}: no pin")
             continue
         if n in used:
@@ -129,6 +131,7 @@ def check_board(b: dict) -> list[str]:
         errs.append(f"wake: GPIO{pins[wake['pin']]} cannot wake {b['chip']} from deep sleep")
     elif wake["level"] != b["inputs"][wake["pin"]]["active"]:
         errs.append("wake level is not the pin's active level")
+    errs.extend(check_outside(b, chip))
     st = b["storage"]
     # lockstore: 16 blocks of littlefs, then a ring of 112-record blocks with one spare
     if st["block_size"] != 4096 or not st["partition"] or (st["blocks"] - 16 - 1) * 112 < 10000:
@@ -136,6 +139,35 @@ def check_board(b: dict) -> list[str]:
     if b["watchdog_ms"] < 1000 or not 0 < b["motor"]["timeout_ms"] <= 10000:
         errs.append("watchdog/motor timeout out of range")
     return errs
+
+
+def check_outside(b: dict, chip: dict) -> list[str]:
+    """The optional outside wake source: a touch pad on a touch channel, or a wake-capable contact."""
+    wo = b.get("wake_outside")
+    pins = b["pins"]
+    if wo is None:
+        return ["an outside pin without wake_outside"] if "outside" in pins else []
+    if wo.get("pin") != "outside" or pins.get("outside") is None:
+        return ["wake_outside: pin must be the outside role, wired in pins"]
+    n = pins["outside"]
+    if wo.get("kind") == "touch":
+        if n not in chip["touch"]:
+            return [f"wake_outside: GPIO{n} has no touch channel on {b['chip']}"]
+        if not isinstance(wo.get("threshold"), int) or not 0 < wo["threshold"] < 65536:
+            return ["wake_outside: a touch pad needs a threshold"]
+        return []
+    if wo.get("kind") == "gpio":
+        spec = b["inputs"].get("outside")
+        if spec is None:
+            return ["wake_outside: a contact needs an inputs entry"]
+        if n not in chip["wake"]:
+            return [f"wake_outside: GPIO{n} cannot wake {b['chip']} from deep sleep"]
+        if wo.get("level") != spec["active"]:
+            return ["wake_outside: level is not the contact's active level"]
+        if b["chip"] == "esp32c3" and wo["level"] != b["wake"]["level"]:
+            return ["wake_outside: the C3 wakes on one level for all its wake pins"]
+        return []
+    return [f"wake_outside: bad kind {wo.get('kind')}"]
 
 
 @pytest.fixture(params=BOARD_FILES, ids=lambda p: p.stem)
@@ -245,3 +277,29 @@ def test_simulator_chip_rules_agree_with_this_table(chip):
     for key in ("gpio", "forbidden", "input_only", "adc1", "wake"):
         assert set(sim[key]) == c[key], key
     assert [tuple(r) for r in sim["range"]] == [c["range"][a] for a in ("0db", "2.5db", "6db", "11db")]
+
+
+@pytest.mark.parametrize("chip_board, change, needle", [
+    ("devkitc", {"pins": {"outside": 34}}, "no touch channel"),     # ADC1 only, no touch
+    ("devkitc", {"wake_outside": {"pin": "outside", "kind": "touch"}}, "threshold"),
+    ("devkitc", {"wake_outside": {"pin": "outside", "kind": "slide"}}, "bad kind"),
+    ("c3", {"wake_outside": {"pin": "outside", "kind": "touch", "threshold": 300}}, "no touch channel"),
+    ("c3", {"pins": {"outside": 9, "bolt_unlocked": 1}}, "cannot wake"),
+    ("c3", {"wake_outside": {"pin": "outside", "kind": "gpio", "level": 1}}, "active level"),
+    ("c3", {"wake_outside": {"pin": "button", "kind": "gpio", "level": 0}}, "outside role"),
+])
+def test_checker_catches_outside_wake_mistakes(devkitc, c3, chip_board, change, needle):
+    b = json.loads(json.dumps(devkitc if chip_board == "devkitc" else c3))
+    b["pins"].update(change.get("pins", {}))
+    if "wake_outside" in change:
+        b["wake_outside"] = change["wake_outside"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoardWarning)
+        assert any(needle in e for e in check_board(b))
+
+
+def test_every_board_has_an_outside_wake_source():
+    for p in BOARD_FILES:
+        b = json.loads(p.read_text())
+        assert b["wake_outside"]["pin"] == "outside", p.name
+        assert b["wake_outside"]["kind"] == ("gpio" if b["chip"] == "esp32c3" else "touch"), p.name

@@ -9,7 +9,10 @@
 #   wdt(timeout_ms)           -> .feed()
 #   rtc()                     -> .time() .set_time(t)       unix seconds
 #   reset_cause() -> RESET_*; ticks_ms(); ticks_diff(a, b)
-#   deepsleep(ms, wake, level, pull) and reset(): never return
+#   touch(n, threshold)       -> .read()   a capacitive touch pad (ESP32 only)
+#   deepsleep(ms, wake, level, pull, outside=None) and reset(): never return;
+#     outside: ("touch", n, threshold) or ("gpio", n, level, pull), a second wake source
+#   wake_reason() -> WAKE_*: what ended the last deep sleep
 #   console_locked(): production mode, Ctrl-C on the USB console switched off
 # Nothing here touches hardware at import time and nothing is module state.
 import json
@@ -39,6 +42,18 @@ RESET_HARD = const(2)
 RESET_WDT = const(3)
 RESET_DEEPSLEEP = const(4)
 RESET_SOFT = const(5)
+
+# hal.wake_reason(): ESP-IDF's esp_sleep_source_t, as machine.wake_reason() returns it
+WAKE_NONE = const(0)
+WAKE_EXT0 = const(2)
+WAKE_EXT1 = const(3)
+WAKE_TIMER = const(4)
+WAKE_TOUCH = const(5)
+WAKE_GPIO = const(7)
+# Hardware.wake_source(): who woke the unit
+WOKE_NONE = const(0)      # not a deep-sleep wake, or the sleep's timer
+WOKE_INSIDE = const(1)    # the inside button (board "wake")
+WOKE_OUTSIDE = const(2)   # the outside pad or contact (board "wake_outside")
 
 # Indicator signals (buzzer and LED)
 SIG_OFF = const(0)
@@ -296,6 +311,38 @@ class Hardware:
         self.battery = Battery(hal.adc(pins["battery_adc"], adc["atten"]), adc)
         self.wdt = Watchdog(hal, board.get("watchdog_ms", 8000))
         self.clock = hal.rtc()
+        # the outside wake source (board "wake_outside"): a touch pad, or a contact
+        # read at boot to tell it from the button (the C3 only reports "a GPIO")
+        self.outside = None
+        wo = board.get("wake_outside")
+        if wo:
+            n = pins[wo["pin"]]
+            if wo["kind"] == "touch":
+                self.outside = hal.touch(n, wo["threshold"])
+            elif wo["kind"] == "gpio":
+                self.outside = Switch(hal.input(n, pull_of(board, wo["pin"])), wo["level"])
+            else:
+                raise ValueError("bad wake_outside kind")
+        self._woke = self._wake_source(sw["button"])
+
+    def _wake_source(self, button):
+        if self._hal.reset_cause() != RESET_DEEPSLEEP:
+            return WOKE_NONE
+        r = self._hal.wake_reason()
+        if r == WAKE_TOUCH or r == WAKE_EXT1:
+            return WOKE_OUTSIDE
+        if r == WAKE_EXT0:
+            return WOKE_INSIDE
+        if r == WAKE_GPIO:
+            # both wake pins share the C3's GPIO wake: the button held is the button
+            if self.outside is None or button.active():
+                return WOKE_INSIDE
+            return WOKE_OUTSIDE
+        return WOKE_NONE
+
+    def wake_source(self):
+        # WOKE_*: what booted the unit (read once, when it was wired)
+        return self._woke
 
     def partition(self):
         # the board's flash data partition (boards/README.md "storage", docs/storage.md)
@@ -305,15 +352,25 @@ class Hardware:
     def reset_cause(self):
         return self._hal.reset_cause()
 
-    def sleep(self, ms=0):
-        # deep sleep until the board's wake pin (or ms); never returns
+    def sleep(self, ms=0, outside=True):
+        # deep sleep until the board's wake pin, the outside source (unless
+        # outside is False) or ms; never returns
         self.motor.drive(0)
-        wake = self.board.get("wake")
+        b = self.board
+        wo = b.get("wake_outside") if outside else None
+        out = None
+        if wo:
+            n = b["pins"][wo["pin"]]
+            if wo["kind"] == "touch":
+                out = ("touch", n, wo["threshold"])
+            else:
+                out = ("gpio", n, wo["level"], pull_of(b, wo["pin"]))
+        wake = b.get("wake")
         if wake:
             role = wake["pin"]
-            self._hal.deepsleep(ms, self.board["pins"][role], wake["level"], pull_of(self.board, role))
+            self._hal.deepsleep(ms, b["pins"][role], wake["level"], pull_of(b, role), out)
         else:
-            self._hal.deepsleep(ms, None, 0, PULL_NONE)
+            self._hal.deepsleep(ms, None, 0, PULL_NONE, out)
 
     def reset(self):
         self.motor.drive(0)

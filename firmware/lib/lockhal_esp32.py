@@ -6,7 +6,8 @@
 # anywhere (tests compare its API with the simulator's on a desktop).
 import time
 from lockhal import (PULL_UP, PULL_DOWN, EDGE_FALLING, EDGE_RISING, RESET_UNKNOWN, RESET_POWER_ON,
-                     RESET_HARD, RESET_WDT, RESET_DEEPSLEEP, RESET_SOFT)
+                     RESET_HARD, RESET_WDT, RESET_DEEPSLEEP, RESET_SOFT, WAKE_NONE, WAKE_EXT0, WAKE_EXT1,
+                     WAKE_TIMER, WAKE_TOUCH, WAKE_GPIO)
 
 try:
     from micropython import const
@@ -102,6 +103,19 @@ class Adc:
         return self._a.read_u16()
 
 
+class Touch:
+    # machine.TouchPad (ESP32 only: the C3 has no touch peripheral); config()
+    # sets the threshold below which a reading counts as a touch, and wakes
+    # the chip once esp32.wake_on_touch(True) is set
+    def __init__(self, n, threshold):
+        from machine import Pin, TouchPad
+        self._t = TouchPad(Pin(n))
+        self._t.config(threshold)
+
+    def read(self):
+        return self._t.read()
+
+
 class Wdt:
     def __init__(self, timeout_ms):
         from machine import WDT
@@ -124,6 +138,13 @@ class Rtc:
         tm = time.gmtime(int(t) - self._off)
         RTC().datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
 
+    def memory(self, data=None):
+        # RTC slow memory: survives deep sleep, lost with the power
+        from machine import RTC
+        if data is None:
+            return RTC().memory()
+        RTC().memory(data)
+
 
 def output(n, value=0):
     return Output(n, value)
@@ -139,6 +160,10 @@ def pwm(n, freq, duty_u16=0):
 
 def adc(n, atten):
     return Adc(n, atten)
+
+
+def touch(n, threshold):
+    return Touch(n, threshold)
 
 
 def wdt(timeout_ms):
@@ -186,23 +211,58 @@ def ticks_diff(a, b):
     return time.ticks_diff(a, b)
 
 
-def deepsleep(ms=0, wake=None, level=0, pull=0):
-    # ESP32: EXT0 on an RTC GPIO; ESP32-C3: GPIO wake on GPIO0..5. Never returns.
+def deepsleep(ms=0, wake=None, level=0, pull=0, outside=None):
+    # ESP32: the button on EXT0 (an RTC GPIO), an outside touch pad by
+    # esp32.wake_on_touch (its TouchPad configured with the threshold), an
+    # outside contact on EXT1; ESP32-C3: one esp32.wake_on_gpio call for the
+    # button and the outside contact (GPIO0..5, one level). Never returns.
     import machine
     import esp32
+    Pin = machine.Pin
+    gpio = []
     if wake is not None:
-        p = machine.Pin(wake, machine.Pin.IN, _pull(machine.Pin, pull))
+        p = Pin(wake, Pin.IN, _pull(Pin, pull))
         lv = esp32.WAKEUP_ANY_HIGH if level else esp32.WAKEUP_ALL_LOW
         if hasattr(esp32, "wake_on_ext0"):
             esp32.wake_on_ext0(p, lv)
         elif hasattr(esp32, "wake_on_gpio"):
-            esp32.wake_on_gpio((p,), lv)
+            gpio.append(p)
         else:
             raise OSError("no GPIO wake-up on this port")
+    if outside is not None:
+        if outside[0] == "touch":
+            if not hasattr(esp32, "wake_on_touch"):
+                raise OSError("no touch wake-up on this chip")
+            machine.TouchPad(Pin(outside[1])).config(outside[2])
+            esp32.wake_on_touch(True)
+        else:
+            p = Pin(outside[1], Pin.IN, _pull(Pin, outside[3]))
+            lv2 = esp32.WAKEUP_ANY_HIGH if outside[2] else esp32.WAKEUP_ALL_LOW
+            if hasattr(esp32, "wake_on_ext0"):
+                esp32.wake_on_ext1((p,), lv2)
+            elif gpio and lv2 != lv:
+                raise OSError("both wake pins must wake at one level")
+            else:
+                gpio.append(p)
+                lv = lv2
+    if gpio:
+        esp32.wake_on_gpio(tuple(gpio), lv)
     if ms:
         machine.deepsleep(ms)
     else:
         machine.deepsleep()
+
+
+def wake_reason():
+    # machine.wake_reason() is ESP-IDF's wake-up cause; the C3's GPIO wake has no
+    # name in machine (7, ESP_SLEEP_WAKEUP_GPIO)
+    import machine
+    r = machine.wake_reason()
+    for name, v in (("EXT0_WAKE", WAKE_EXT0), ("EXT1_WAKE", WAKE_EXT1), ("TIMER_WAKE", WAKE_TIMER),
+                    ("TOUCHPAD_WAKE", WAKE_TOUCH)):
+        if r == getattr(machine, name, -1):
+            return v
+    return WAKE_GPIO if r == WAKE_GPIO else WAKE_NONE
 
 
 def reset():

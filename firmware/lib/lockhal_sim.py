@@ -6,9 +6,9 @@
 # output, driving an input, both H-bridge inputs high, an ADC voltage outside
 # the attenuation's range, a pin the board does not wire, a flash pin, using a
 # pin object after a reset, ...) raises ValueError here.
-from lockhal import (EDGE_FALLING, EDGE_RISING, INPUTS, pull_of,
-                     RESET_POWER_ON, RESET_HARD, RESET_WDT, RESET_DEEPSLEEP)
-from lockhal_simio import ATTENS, Output, Input, Pwm, Adc, Wdt, Rtc, SimHal, SimHalted  # noqa: F401
+from lockhal import (EDGE_FALLING, EDGE_RISING, pull_of, RESET_POWER_ON, RESET_HARD, RESET_WDT,
+                     RESET_DEEPSLEEP, WAKE_NONE, WAKE_EXT0, WAKE_EXT1, WAKE_TIMER, WAKE_TOUCH, WAKE_GPIO)
+from lockhal_simio import ATTENS, Output, Input, Pwm, Adc, Wdt, Rtc, Touch, SimHal, SimHalted  # noqa: F401
 
 try:
     from micropython import const
@@ -42,6 +42,15 @@ def chip_info(chip):
     raise ValueError("unknown chip " + chip)
 
 
+def touch_pins(chip):
+    # GPIOs with a capacitive touch channel (T0..T9 on the ESP32; the C3 has none)
+    if chip == "esp32":
+        return (4, 0, 2, 15, 13, 12, 14, 27, 33, 32)
+    if chip == "esp32c3":
+        return ()
+    raise ValueError("unknown chip " + chip)
+
+
 class SimWorld:
     # bolt: start position, 0 locked .. 100 unlocked; ticks_start: ticks_ms() at
     # world ms 0 (default 10 s before the 2**30 wrap, to catch ticks arithmetic
@@ -52,6 +61,8 @@ class SimWorld:
         cal = board["adc"]["calibration"]
         self.board = board
         self.chip = chip_info(board["chip"])
+        self.touch_pins = touch_pins(board["chip"])
+        self.inputs = tuple(board["inputs"])  # the four INPUTS, and an outside contact
         self._pin = board["pins"]
         self._roles = {}
         for role, n in self._pin.items():
@@ -60,7 +71,7 @@ class SimWorld:
             if n in self._roles:
                 raise ValueError("GPIO%d wired twice" % n)
             self._roles[n] = role
-        for role in INPUTS:
+        for role in self.inputs:
             spec = board["inputs"][role]
             if spec["pull"] != "external" and spec["active"] != (spec["pull"] == "down"):
                 raise ValueError("%s: a contact pulled %s cannot be active at %d"
@@ -88,13 +99,19 @@ class SimWorld:
         self.pins = {}
         self.gen = 0
         self._btn = False
+        self._finger = False        # on the outside pad (or pressing its contact)
+        self._finger_off = None
+        self.touches = 0
         self._release_at = None
         self._bounces = 0
         self._wdt = 0
         self._fed = 0
         self.sleeping = False
-        self._wake = None
+        self._wake = ()
+        self._wake_touch = None
         self._wake_at = None
+        self.wake_reason = WAKE_NONE
+        self.rtc_mem = b""          # RTC slow memory: survives deep sleep, not the power
         self.reset_cause = RESET_POWER_ON
         self.resets = 0
         self.console_locked = False  # Ctrl-C switched off (production mode); lost at a reset
@@ -150,6 +167,8 @@ class SimWorld:
             return self._pos >= _UNLOCKED_ABOVE
         if role == "door":
             return self.door_closed
+        if role == "outside":
+            return self._finger
         return self._btn
 
     def _level(self, n):
@@ -179,8 +198,13 @@ class SimWorld:
                     p._last = lv
                     if p._trig & (EDGE_RISING if lv else EDGE_FALLING):
                         p._h(p)
-        if self.sleeping and self._wake is not None and self._level(self._wake[0]) == self._wake[1]:
-            self._reset(RESET_DEEPSLEEP)
+        if not self.sleeping:
+            return
+        for n, lv, why in self._wake:
+            if self._level(n) == lv:
+                return self._reset(RESET_DEEPSLEEP, why)
+        if self._wake_touch is not None and self._finger:
+            self._reset(RESET_DEEPSLEEP, WAKE_TOUCH)
 
     def advance(self, ms):
         # let ms pass; returns the reset cause if the unit reset meanwhile, else None
@@ -193,6 +217,9 @@ class SimWorld:
             rel = self._release_at
             if rel is not None and rel < t:
                 t = rel
+            off = self._finger_off
+            if off is not None and off < t:
+                t = off
             if self._wdt and self._fed + self._wdt < t:
                 t = self._fed + self._wdt
             if self._wake_at is not None and self._wake_at < t:
@@ -203,12 +230,15 @@ class SimWorld:
             if rel is not None and self.ms >= rel:
                 self._release_at = None
                 self._bounce(False)
+            if off is not None and self.ms >= off:
+                self._finger_off = None
+                self._finger = False
             if self._wdt and self.ms >= self._fed + self._wdt:
                 self._reset(RESET_WDT)
             if self.brownout_mv is not None and self.pins and self.loaded_mv() < self.brownout_mv:
                 self.brown_out()
             if self._wake_at is not None and self.ms >= self._wake_at:
-                self._reset(RESET_DEEPSLEEP)
+                self._reset(RESET_DEEPSLEEP, WAKE_TIMER)
             self._settle()
             if self.ms >= end:
                 break
@@ -235,6 +265,19 @@ class SimWorld:
         self._release_at = self.ms + hold_ms
         return self.reset_cause if self.resets != before else None
 
+    def touch(self, hold_ms=200):
+        # a finger on the outside pad (or on its contact) for hold_ms
+        if "outside" not in self._pin:
+            raise ValueError("board %s has no outside wake source" % self.board["name"])
+        if self._finger:
+            raise ValueError("pad already touched")
+        before = self.resets
+        self.touches += 1
+        self._finger = True
+        self._finger_off = self.ms + hold_ms
+        self._settle()
+        return self.reset_cause if self.resets != before else None
+
     def set_door(self, closed):
         before = self.resets
         self.door_closed = closed
@@ -257,11 +300,15 @@ class SimWorld:
         self.pins = {}
         self._wdt = 0
 
-    def _reset(self, cause):
+    def _reset(self, cause, why=WAKE_NONE):
         self._halt()
         self.sleeping = False
-        self._wake = None
+        self._wake = ()
+        self._wake_touch = None
         self._wake_at = None
+        self.wake_reason = why
+        if cause == RESET_POWER_ON or cause == RESET_HARD:
+            self.rtc_mem = b""
         self.reset_cause = cause
         self.console_locked = False
         self.resets += 1
@@ -293,20 +340,45 @@ class SimWorld:
     def ticks(self):
         return (self.ms + self.ticks_start) & _TICKS_MASK
 
-    def deep_sleep(self, ms, wake, level, pull):
+    def _wake_pin(self, n, pull):
+        role = self._roles.get(n)
+        if n not in self.chip[4] or role not in self.inputs:
+            raise ValueError("GPIO%s cannot wake this chip from deep sleep" % n)
+        if pull != pull_of(self.board, role):
+            raise ValueError("wake pin pull does not match the board")
+
+    def deep_sleep(self, ms, wake, level, pull, outside=None):
+        # wake: the button's pin (EXT0 on the ESP32, GPIO wake on the C3);
+        # outside: ("touch", n, threshold) or ("gpio", n, level, pull)
         if self.motor():
             raise ValueError("deep sleep with the motor driven")
-        if wake is None and not ms:
+        if wake is None and not ms and outside is None:
             raise ValueError("deep sleep with no wake source")
+        c3 = self.board["chip"] == "esp32c3"
+        pins = []
         if wake is not None:
-            role = self._roles.get(wake)
-            if wake not in self.chip[4] or role not in INPUTS:
-                raise ValueError("GPIO%s cannot wake this chip from deep sleep" % wake)
-            if pull != pull_of(self.board, role):
-                raise ValueError("wake pin pull does not match the board")
+            self._wake_pin(wake, pull)
+            pins.append((wake, level, WAKE_GPIO if c3 else WAKE_EXT0))
+        tp = None
+        if outside is not None:
+            n = outside[1]
+            if outside[0] == "touch":
+                if n not in self.touch_pins:
+                    raise ValueError("GPIO%s has no touch channel on %s: no touch wake" % (n, self.board["chip"]))
+                if self._roles.get(n) != "outside" or not 0 < outside[2] < 65536:
+                    raise ValueError("touch wake: GPIO%s is no outside pad with a threshold" % n)
+                tp = n
+            elif outside[0] == "gpio":
+                self._wake_pin(n, outside[3])
+                if c3 and wake is not None and outside[2] != level:
+                    raise ValueError("the C3 wakes on one level for all its wake pins")
+                pins.append((n, outside[2], WAKE_GPIO if c3 else WAKE_EXT1))
+            else:
+                raise ValueError("bad outside wake kind")
         self._halt()
         self.sleeping = True
-        self._wake = None if wake is None else (wake, level)
+        self._wake = tuple(pins)
+        self._wake_touch = tp
         self._wake_at = self.ms + ms if ms else None
         self._settle()
 
@@ -322,7 +394,9 @@ class SimWorld:
             raise ValueError("GPIO%d is already in use" % n)
         if kind == "out" and (role not in _OUT_ROLES or n in self.chip[2]):
             raise ValueError("GPIO%d (%s) cannot be driven" % (n, role))
-        if kind == "in" and role not in INPUTS:
+        if kind == "touch" and (role != "outside" or n not in self.touch_pins):
+            raise ValueError("GPIO%d (%s) has no touch channel on %s" % (n, role, self.board["chip"]))
+        if kind == "in" and role not in self.inputs:
             raise ValueError("GPIO%d (%s) is not a digital input" % (n, role))
         if kind == "adc" and (role != "battery_adc" or n not in self.chip[3]):
             raise ValueError("GPIO%d (%s) is not an ADC1 input" % (n, role))

@@ -121,6 +121,20 @@ class AdcU16:
         self.read_u16 = adc.read_u16
 
 
+class Touch:
+    # a capacitive pad: read() is high untouched and falls below the threshold
+    # while a finger is on it (as machine.TouchPad on an ESP32)
+    def __init__(self, world, n, threshold):
+        if not 0 < threshold < 65536:
+            raise ValueError("touch threshold %s out of range" % threshold)
+        self._th = threshold
+        world._claim(n, self, "touch")
+
+    def read(self):
+        self._w._live(self)
+        return self._th // 3 if self._w._finger else self._th * 2
+
+
 class Wdt:
     def __init__(self, world, timeout_ms):
         if not 1000 <= timeout_ms <= 3600000:
@@ -150,6 +164,15 @@ class Rtc:
         self._w._live(self)
         self._w.set_time(t)
 
+    def memory(self, data=None):
+        # RTC slow memory (machine.RTC().memory()): at most 2048 bytes
+        self._w._live(self)
+        if data is None:
+            return self._w.rtc_mem
+        if len(data) > 2048:
+            raise ValueError("RTC memory holds 2048 bytes")
+        self._w.rtc_mem = bytes(data)
+
 
 class SimHal:
     # the primitive constructors of lockhal_esp32, on a SimWorld
@@ -172,6 +195,12 @@ class SimHal:
 
     def wdt(self, timeout_ms):
         return Wdt(self.world, timeout_ms)
+
+    def touch(self, n, threshold):
+        return Touch(self.world, n, threshold)
+
+    def wake_reason(self):
+        return self.world.wake_reason
 
     def rtc(self):
         return Rtc(self.world)
@@ -201,8 +230,8 @@ class SimHal:
     def ticks_diff(self, a, b):
         return ((a - b + _TICKS_HALF) & _TICKS_MASK) - _TICKS_HALF
 
-    def deepsleep(self, ms=0, wake=None, level=0, pull=PULL_NONE):
-        self.world.deep_sleep(ms, wake, level, pull)
+    def deepsleep(self, ms=0, wake=None, level=0, pull=PULL_NONE, outside=None):
+        self.world.deep_sleep(ms, wake, level, pull, outside)
         raise SimHalted("deep sleep")
 
     def reset(self):

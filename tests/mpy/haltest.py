@@ -289,7 +289,7 @@ def surface():
         if callable(v) and type(v) is not type:
             out["esp32_funcs"].append(n)
     out["sim_funcs"] = [n for n in out["sim_funcs"] if callable(getattr(S.SimHal, n))]
-    for cls in ("Output", "Input", "Pwm", "Adc", "Wdt", "Rtc"):
+    for cls in ("Output", "Input", "Pwm", "Adc", "Wdt", "Rtc", "Touch"):
         out["classes"][cls] = [_public(dir(getattr(E, cls))), _public(dir(getattr(IO, cls)))]
     return out
 
