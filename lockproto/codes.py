@@ -179,6 +179,7 @@ class Event(IntEnum):
     DOOR_LEFT_OPEN = 0x12
     PROVISIONED = 0x13
     JOURNAL_PAUSED = 0x14
+    WAKE_MUTED = 0x15
 
 
 class BatteryReason(IntEnum):

@@ -23,6 +23,7 @@ ESP32_NAMES = [n for n in NAMES if json.loads((ROOT / "boards" / f"{n}.json").re
 
 POS_UNKNOWN, POS_LOCKED, POS_UNLOCKED = 0, 1, 2
 RESET_POWER_ON, RESET_HARD, RESET_WDT, RESET_DEEPSLEEP, RESET_SOFT = 1, 2, 3, 4, 5
+WOKE_NONE, WOKE_INSIDE, WOKE_OUTSIDE = 0, 1, 2  # lockhal.WOKE_*
 EPOCH_2000 = 946684800
 SIG_DENIED = 3
 
@@ -218,3 +219,33 @@ def test_many_locks_in_one_interpreter(hal):
     # each world is its own lock: no module state shared between them
     r = hal("worlds", "sim", 6)
     assert r == [[100, 2], [0, 1], [0, 1], [100, 2], [0, 1], [0, 1]]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_outside_wake_source_wakes_and_is_told_from_the_button(hal, name):
+    r = hal("outside_wake", name)
+    assert r["first"] == WOKE_NONE and r["halt"] == ["SimHalted", "deep sleep"]
+    assert r["kind"] == ("gpio" if name == "esp32-c3-devkitm" else "touch")
+    assert len(r["armed"]) == 2                           # the button and the outside source
+    assert r["touch_woke"] == RESET_DEEPSLEEP and r["after_touch"] == WOKE_OUTSIDE
+    assert r["reason"] == (7 if name == "esp32-c3-devkitm" else 5)   # GPIO wake / TOUCHPAD_WAKE
+    if r["kind"] == "touch":
+        read, threshold = r["pad"]
+        assert read < threshold                          # a finger on the pad reads below it
+    assert r["muted_touch"] is None                      # not armed: no wake
+    assert r["press_woke"] == RESET_DEEPSLEEP and r["after_press"] == WOKE_INSIDE
+    assert r["timer_woke"] == RESET_DEEPSLEEP and r["after_timer"] == WOKE_NONE
+    assert r["rtc_mem_kept"] and r["rtc_mem_power_cut"] == b""   # RTC memory: kept asleep, lost unpowered
+    assert r["power_on"] == WOKE_NONE
+
+
+def test_the_twin_refuses_touch_wakes_without_a_touch_channel(hal):
+    r = hal("touch_refusals")
+    assert r["pad_on_34"][0] == "ValueError" and "touch" in r["pad_on_34"][1]
+    assert r["arm_on_door"][0] == "ValueError" and "no touch channel" in r["arm_on_door"][1]
+    assert r["arm_unwired_touch"][0] == "ValueError"      # GPIO33 has a channel but no pad is wired there
+    assert r["bad_threshold"][0] == "ValueError"
+    assert r["c3_pad"][0] == "ValueError" and "esp32c3" in r["c3_pad"][1]
+    assert r["c3_arm_touch"][0] == "ValueError" and "no touch channel" in r["c3_arm_touch"][1]
+    assert r["c3_two_levels"][0] == "ValueError" and "one level" in r["c3_two_levels"][1]
+    assert r["no_outside"][0] is None and r["no_outside"][1][0] == "ValueError"  # boards without one still wire

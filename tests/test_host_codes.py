@@ -42,7 +42,7 @@ def test_other_numbers():
                                       "FACTORY", "DOOR_OPEN", "LOCKED_OUT", "DENY_STALE"]
     assert [(m.name, m.value) for m in Bolt] == [("UNKNOWN", 0), ("LOCKED", 1), ("UNLOCKING", 2), ("UNLOCKED", 3),
                                                  ("LOCKING", 4), ("JAMMED", 5)]
-    assert [m.value for m in Event] == list(range(1, 0x15))
+    assert [m.value for m in Event] == list(range(1, 0x16))
     assert Event.BOOT == 1 and Event.REKEYED == 0x0F and Event.OVERFLOW == 0x10 and Event.PROVISIONED == 0x13
     assert (DenyKind.TICKET, DenyKind.USER) == (1, 2)
     assert [m.value for m in ConfigKey] == [1, 2, 3, 4, 5]

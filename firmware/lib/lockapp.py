@@ -52,6 +52,9 @@ _SIG_DENIED = const(3)        # lockhal SIG_DENIED / SIG_LOW_BATTERY
 _SIG_LOW_BATTERY = const(5)
 _POS_UNLOCKED = const(2)      # lockhal.POS_UNLOCKED
 _RESET_DEEPSLEEP = const(4)   # lockhal.RESET_DEEPSLEEP
+_WOKE_INSIDE = const(1)       # lockhal.WOKE_INSIDE / WOKE_OUTSIDE
+_WOKE_OUTSIDE = const(2)
+_EV_WAKE_MUTED = const(0x15)
 _CFG_POWER_PROFILE = const(5)  # lockcodes.CFG_POWER_PROFILE
 # reset causes after which the RTC still holds the time (lockhal.RESET_*)
 _RTC_KEPT = (3, 4, 5)  # watchdog, deep-sleep wake, soft reset
@@ -104,20 +107,28 @@ class DoorUnit:
         # the deep-sleep profile (docs/power.md): the board's default, or config key 5 = 1
         self._sleeper = None
         self._wake_press = False
+        quiet = False  # a wake by the outside source or the timer: no BOOT record (flash wear)
         if hw.power_profile == "deep_sleep" or self.ctx.config_values[_CFG_POWER_PROFILE] == 1:
             import locksleep
-            self._sleeper = locksleep.Sleeper()
-            # the only wake source is the inside button: a deep-sleep wake is its press
-            w = hw.board.get("wake")
-            self._wake_press = cause == _RESET_DEEPSLEEP and w is not None and w["pin"] == "button"
+            sl = self._sleeper = locksleep.Sleeper(rtc=hw.clock)
+            src = hw.wake_source()
+            # the inside button's wake is its press; an outside wake never moves the bolt
+            self._wake_press = src == _WOKE_INSIDE
+            quiet = cause == _RESET_DEEPSLEEP and src != _WOKE_INSIDE
+            if src == _WOKE_OUTSIDE:
+                n = sl.woke_outside(self._ms, hw.clock.time())
+                if n:
+                    self.ctx.log(_EV_WAKE_MUTED, arg16=n, arg=sl.mute_s)
+        self._quiet = quiet
         self.restart_due = None   # ms: restart into factory mode after a factory reset
         if self.keystore.keys is not None and not self.journal.tail_ok:
             # power died between a re-key and its REKEYED record: that record
             # comes first, as the first one under the new key (docs/storage.md)
             self.ctx.log(_EV_REKEYED, arg=self.keystore.keys.epoch)
         fw = self.ctx.fw
-        self.ctx.log(_EV_BOOT, arg16=cause, arg=(fw[0] << 16) | (fw[1] << 8) | fw[2])
-        if self.clock.time_uncertain():
+        if not quiet:
+            self.ctx.log(_EV_BOOT, arg16=cause, arg=(fw[0] << 16) | (fw[1] << 8) | fw[2])
+        if self.clock.time_uncertain() and not quiet:
             self.ctx.log(_EV_TIME_UNCERTAIN)
             if not was_uncertain:
                 self._save_clock()  # a later reset that keeps the RTC must not make it certain
@@ -256,9 +267,9 @@ class DoorUnit:
         if (s is not None and s.due(self._ms, mech.state, mech.motor, hw.door.is_closed(), self.journal.head)
                 and self.provisioned):
             self.ctx.save_journal_state()
-            if self.batt.journal_ok():
-                self._save_clock()
-            hw.sleep()  # never returns; the wake pin boots the unit again
+            if self.batt.journal_ok() and not (self._quiet and not s.sessions):
+                self._save_clock()  # not after a wake nobody used: no flash write per touch
+            s.sleep(hw, hw.clock.time())  # never returns; a wake source boots the unit again
 
     async def run(self, links=()):
         # links: transports with `async run()` (BLE, serial); poll() is the heartbeat

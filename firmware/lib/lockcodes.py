@@ -112,6 +112,7 @@ EV_CONFIG = const(0x11)
 EV_DOOR_LEFT_OPEN = const(0x12)
 EV_PROVISIONED = const(0x13)
 EV_JOURNAL_PAUSED = const(0x14)
+EV_WAKE_MUTED = const(0x15)
 
 # Battery record reasons (§6.5: EV_BATTERY arg bits 16..23)
 BR_DAILY = const(0)

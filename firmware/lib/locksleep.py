@@ -7,7 +7,15 @@
 # send its next message up to 30 s later), unless every session that started
 # has closed since (the transport closes it when the phone disconnects):
 # then settle_ms after the last close. The owner then saves what must
-# survive and calls hw.sleep(); the board's wake pin boots the unit again.
+# survive and calls sleep(hw): the board's wake pin (the inside button) and
+# its outside wake source (board "wake_outside") boot the unit again.
+# An outside wake (docs/power.md, "Waking from outside") holds the unit awake
+# for window_ms so a phone can connect; it never moves the bolt. Outside wakes
+# without a session are counted in RTC memory (it survives deep sleep; no flash
+# write per wake): idle_wakes of them within idle_s mute the outside source for
+# mute_s (the unit sleeps on the button and a timer, then arms it again);
+# woke_outside() says so once, for one journal record. A session clears both.
+import struct
 
 try:
     from micropython import const
@@ -20,12 +28,30 @@ _B_LOCKED = const(1)
 
 _SETTLE_MS = const(3000)
 _SESSION_MS = const(35000)  # longer than the protocol's 30 s between a session's messages
+_WINDOW_MS = const(30000)   # an outside wake: awake (advertising) this long for a phone
+_IDLE_WAKES = const(5)      # outside wakes without a session ...
+_IDLE_S = const(600)        # ... within 10 minutes ...
+_MUTE_S = const(1800)       # ... mute the outside source for 30 minutes
+_MEM_TAG = b"LW"            # RTC memory: tag, u16 wakes, u32 first wake, u32 muted until
 
 
 class Sleeper:
-    def __init__(self, settle_ms=_SETTLE_MS, session_ms=_SESSION_MS):
+    def __init__(self, settle_ms=_SETTLE_MS, session_ms=_SESSION_MS, rtc=None, window_ms=_WINDOW_MS,
+                 idle_wakes=_IDLE_WAKES, idle_s=_IDLE_S, mute_s=_MUTE_S):
         self.settle_ms = settle_ms
         self.session_ms = session_ms
+        self.window_ms = window_ms
+        self.idle_wakes = idle_wakes
+        self.idle_s = idle_s
+        self.mute_s = mute_s
+        self._rtc = rtc
+        self.sessions = 0
+        self.wakes = 0     # outside wakes without a session in this count
+        self._first = 0    # RTC second of the first of them
+        self.muted = 0     # RTC second the outside source is muted until
+        m = rtc.memory() if rtc is not None else b""
+        if len(m) == 12 and m[:2] == _MEM_TAG:
+            self.wakes, self._first, self.muted = struct.unpack(">2xHII", m)
         self._until = 0
         self._state = -1
         self._door = None
@@ -36,10 +62,41 @@ class Sleeper:
         if until > self._until:
             self._until = until
 
+    def _save(self):
+        if self._rtc is not None:
+            self._rtc.memory(struct.pack(">2sHII", _MEM_TAG, self.wakes, self._first, self.muted))
+
+    def woke_outside(self, now, t):
+        # the outside source woke the unit (now: ms since boot, t: RTC seconds):
+        # hold the advertising window; returns the wakes counted when this one
+        # mutes the outside source (journal it once), else 0
+        self._hold(now + self.window_ms)
+        if self.wakes == 0 or not 0 <= t - self._first < self.idle_s:
+            self.wakes = 0
+            self._first = t
+        self.wakes += 1
+        n = 0
+        if self.wakes >= self.idle_wakes:
+            n = self.wakes
+            self.wakes = 0
+            self.muted = t + self.mute_s
+        self._save()
+        return n
+
+    def mute_left(self, t):
+        # seconds the outside source stays muted (0: armed); a clock set back ends it
+        left = self.muted - t
+        return left if 0 < left <= self.mute_s else 0
+
     def opened(self, now):
-        # a session started
+        # a session started: the outside wakes were wanted
         self._open += 1
+        self.sessions += 1
         self._hold(now + self.session_ms)
+        if self.wakes or self.muted:
+            self.wakes = 0
+            self.muted = 0
+            self._save()
 
     def closed(self, now):
         # a session ended: once none is open, the hold shrinks to the settle
@@ -56,3 +113,9 @@ class Sleeper:
             self._hold(now + self.settle_ms)
             return False
         return state == _B_LOCKED and not motor and door_closed and now >= self._until
+
+    def sleep(self, hw, t):
+        # deep sleep (never returns): the button always wakes; the outside source
+        # unless muted, then a timer wakes the unit when the mute ends
+        left = self.mute_left(t)
+        hw.sleep(left * 1000, not left)

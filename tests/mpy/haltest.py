@@ -298,3 +298,65 @@ def chip_table(chip):
     g, forbidden, input_only, adc1, wake, ranges = S.chip_info(chip)
     return {"gpio": list(g), "forbidden": list(forbidden), "input_only": list(input_only),
             "adc1": list(adc1), "wake": list(wake), "range": [list(r) for r in ranges]}
+
+
+def outside_wake(boards, name):
+    # the outside wake source on the twin: armed with the button, it wakes the
+    # sleeping unit and the rebuilt hardware tells which source it was
+    b, w, hal, hw = _make(boards, name)
+    out = {"kind": b["wake_outside"]["kind"], "first": hw.wake_source()}
+    out["halt"] = _err(lambda: hw.sleep())
+    out["armed"] = [list(x) for x in w._wake] + ([w._wake_touch] if w._wake_touch is not None else [])
+    out["touch_woke"] = w.touch(200)
+    hw = L.wire(b, hal)
+    out["reason"] = w.wake_reason
+    out["after_touch"] = hw.wake_source()
+    if hw.outside is not None and hasattr(hw.outside, "read"):
+        out["pad"] = [hw.outside.read(), b["wake_outside"]["threshold"]]
+    w.advance(500)
+    _err(lambda: hw.sleep(0, False))    # muted: the button only
+    out["muted_touch"] = w.touch(200)    # no wake
+    w.advance(500)
+    out["press_woke"] = w.press()
+    hw = L.wire(b, hal)
+    out["after_press"] = hw.wake_source()
+    w.advance(500)
+    _err(lambda: hw.sleep(1000, False))
+    out["timer_woke"] = w.advance(1500)
+    hw = L.wire(b, hal)
+    out["after_timer"] = hw.wake_source()
+    hw.clock.memory(b"LW" + bytes(10))
+    w.advance(100)
+    _err(lambda: hw.sleep(1000))
+    w.advance(1500)
+    out["rtc_mem_kept"] = w.rtc_mem == b"LW" + bytes(10)
+    w.power_cut()
+    out["rtc_mem_power_cut"] = w.rtc_mem
+    out["power_on"] = L.wire(b, hal).wake_source()
+    return out
+
+
+def touch_refusals(boards):
+    # stricter than hardware: no touch wake or pad on a pin without a touch channel
+    out = {}
+    b = L.load_board("sim", boards)
+    b["pins"]["outside"] = 35              # input only: no touch channel
+    out["pad_on_34"] = _err(lambda: L.wire(b, S.SimHal(S.SimWorld(b))))
+    b, w, hal, hw = _make(boards, "sim")
+    out["arm_on_door"] = _err(lambda: hal.deepsleep(0, b["pins"]["button"], 0, L.PULL_UP, ("touch", 21, 300)))
+    out["arm_unwired_touch"] = _err(lambda: hal.deepsleep(0, b["pins"]["button"], 0, L.PULL_UP, ("touch", 33, 300)))
+    out["bad_threshold"] = _err(lambda: hal.touch(33, 0))
+    c = L.load_board("esp32-c3-devkitm", boards)
+    c["wake_outside"] = {"pin": "outside", "kind": "touch", "threshold": 300}
+    out["c3_pad"] = _err(lambda: L.wire(c, S.SimHal(S.SimWorld(c))))
+    c = L.load_board("esp32-c3-devkitm", boards)
+    b, w, hal, hw = _make(boards, "esp32-c3-devkitm")
+    out["c3_arm_touch"] = _err(lambda: hal.deepsleep(0, c["pins"]["button"], 0, L.PULL_UP, ("touch", 1, 300)))
+    out["c3_two_levels"] = _err(lambda: hal.deepsleep(0, c["pins"]["button"], 0, L.PULL_UP, ("gpio", 1, 1, L.PULL_UP)))
+    b = L.load_board("esp32-devkitc", boards)
+    b.pop("wake_outside")
+    b["pins"].pop("outside")
+    w = S.SimWorld(b)
+    hw = L.wire(b, S.SimHal(w))
+    out["no_outside"] = [hw.outside, _err(lambda: w.touch())]
+    return out
