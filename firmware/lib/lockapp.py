@@ -116,9 +116,7 @@ class DoorUnit:
             self._wake_press = src == _WOKE_INSIDE
             quiet = cause == _RESET_DEEPSLEEP and src != _WOKE_INSIDE
             if src == _WOKE_OUTSIDE:
-                n = sl.woke_outside(self._ms, hw.clock.time())
-                if n:
-                    self.ctx.log(_EV_WAKE_MUTED, arg16=n, arg=sl.mute_s)
+                sl.woke_outside(self._ms)
         self._quiet = quiet
         self.restart_due = None   # ms: restart into factory mode after a factory reset
         if self.keystore.keys is not None and not self.journal.tail_ok:
@@ -266,10 +264,14 @@ class DoorUnit:
         # a factory unit stays awake for its provisioning cable
         if (s is not None and s.due(self._ms, mech.state, mech.motor, hw.door.is_closed(), self.journal.head)
                 and self.provisioned):
+            t = hw.clock.time()
+            n = s.count(t)
+            if n:  # outside wakes nobody used: the pad is muted a while (one record)
+                self.ctx.log(_EV_WAKE_MUTED, arg16=n, arg=s.mute_s)
             self.ctx.save_journal_state()
             if self.batt.journal_ok() and not (self._quiet and not s.sessions):
                 self._save_clock()  # not after a wake nobody used: no flash write per touch
-            s.sleep(hw, hw.clock.time())  # never returns; a wake source boots the unit again
+            s.sleep(hw, t)  # never returns; a wake source boots the unit again
 
     async def run(self, links=()):
         # links: transports with `async run()` (BLE, serial); poll() is the heartbeat

@@ -14,7 +14,8 @@
 # without a session are counted in RTC memory (it survives deep sleep; no flash
 # write per wake): idle_wakes of them within idle_s mute the outside source for
 # mute_s (the unit sleeps on the button and a timer, then arms it again);
-# woke_outside() says so once, for one journal record. A session clears both.
+# count(), just before the unit sleeps, says so once, for one journal record.
+# A session clears both.
 import struct
 
 try:
@@ -46,6 +47,7 @@ class Sleeper:
         self.mute_s = mute_s
         self._rtc = rtc
         self.sessions = 0
+        self.outside = False  # this boot was an outside wake
         self.wakes = 0     # outside wakes without a session in this count
         self._first = 0    # RTC second of the first of them
         self.muted = 0     # RTC second the outside source is muted until
@@ -66,11 +68,19 @@ class Sleeper:
         if self._rtc is not None:
             self._rtc.memory(struct.pack(">2sHII", _MEM_TAG, self.wakes, self._first, self.muted))
 
-    def woke_outside(self, now, t):
-        # the outside source woke the unit (now: ms since boot, t: RTC seconds):
-        # hold the advertising window; returns the wakes counted when this one
-        # mutes the outside source (journal it once), else 0
+    def woke_outside(self, now):
+        # the outside source woke the unit (now: ms since boot): hold the
+        # advertising window for a phone
+        self.outside = True
         self._hold(now + self.window_ms)
+
+    def count(self, t):
+        # before sleeping (t: RTC seconds): an outside wake that saw no session
+        # counts; returns the wakes counted when this one mutes the outside
+        # source (journal it once), else 0
+        if not self.outside or self.sessions:
+            return 0
+        self.outside = False
         if self.wakes == 0 or not 0 <= t - self._first < self.idle_s:
             self.wakes = 0
             self._first = t

@@ -170,6 +170,11 @@ class SleepBench(BattBench):
         if self.units[u]["world"].press() is not None:
             self._boot(u)
 
+    def touch(self, u, hold_ms=200):
+        # a finger on the outside pad (or the C3's outside contact)
+        if self.units[u]["world"].touch(hold_ms) is not None:
+            self._boot(u)
+
     def handle(self, u, msg):
         d = self.units[u]
         resp = d["session"].handle(msg)
@@ -189,7 +194,9 @@ class SleepBench(BattBench):
         up = not w.sleeping
         return {"asleep": w.sleeping, "sleeps": d["sleeps"], "boots": d["boots"], "sleep_ms": w.sleep_ms,
                 "cause": w.reset_cause, "uncertain": d["unit"].clock.time_uncertain() if up else None,
-                "now": d["unit"].clock.now() if up else None, "world_time": w.time()}
+                "now": d["unit"].clock.now() if up else None, "world_time": w.time(),
+                "outside_armed": len(w._wake) > 1 or w._wake_touch is not None, "timer": w._wake_at is not None,
+                "woke": d["hw"].wake_source() if up else None, "touches": w.touches}
 
     def status(self, u):
         w = self.units[u]["world"]

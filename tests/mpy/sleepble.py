@@ -29,22 +29,45 @@ async def _message(conn, ms=3000):
             return msg
 
 
-def run(boards, hang_up, wait_ms=12000):
+def _unit(board, world, kv, records):
+    unit = lockapp.DoorUnit(lockhal.wire(board, lockhal_sim.SimHal(world)), kv, records)
+    unit.mech.set_config(unopened_relock_s=1)  # relock soon: the test runs in real time
+    return unit
+
+
+def run(boards, hang_up, wait_ms=12000, touch=False):
+    # touch: the unit is asleep first, and the carer's touch on the outside pad wakes it
     board = lockhal.load_board("sim", boards)
     board["power_profile"] = "deep_sleep"
     world = lockhal_sim.SimWorld(board)
-    unit = lockapp.DoorUnit(lockhal.wire(board, lockhal_sim.SimHal(world)), RamKV(), RamRecords(256))
+    kv, records = RamKV(), RamRecords(256)
+    unit = _unit(board, world, kv, records)
     unit.provision(_LOCK_ID, 1, _MASTER, _NOW)
-    unit.mech.set_config(unopened_relock_s=1)  # relock soon: the test runs in real time
+    out = {"slept_at": None}
+    if touch:
+        try:
+            for _ in range(1000):
+                world.advance(20)
+                unit.poll()
+        except lockhal_sim.SimHalted:
+            pass
+        out["slept_first"] = world.sleeping
+        head = unit.journal.head
+        out["woke"] = world.touch()
+        unit = _unit(board, world, kv, records)
+        out["source"] = unit.hw.wake_source()
+        out["no_record"] = unit.journal.head == head
+        out["bolt_after_touch"] = world.bolt
     radio = aioble.Radio()
     link = lockble.BleLink(aioble.bind(radio), unit.session, unit.advert, uuid=bluetooth.UUID, adv_ms=200)
-    out = {"slept_at": None}
 
     async def world_clock():
         while not world.sleeping:
             world.advance(10)
             await asyncio.sleep_ms(10)
         out["slept_at"] = world.ms
+
+    head0 = unit.journal.head
 
     async def phone():
         p = aioble.SimPhone(radio, mtu=185)
@@ -63,6 +86,7 @@ def run(boards, hang_up, wait_ms=12000):
         resp = await _message(conn)
         out["status"] = resp[6] if resp[0] == 3 else -resp[1]
         out["unlocked_at"] = world.ms
+        out["journal_grew"] = unit.journal.head != head0
         if hang_up:
             await conn.disconnect()
         t = 0
