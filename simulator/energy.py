@@ -55,6 +55,9 @@ SOURCES = {
     "c3-wake": "esp32.com t=46435 'Minimizing energy consumption in advertising BLE' (measured on "
                "ESP32-C3: about 200 ms of high current to re-initialise after each deep-sleep wake; "
                "4 s sleep + 100 ms advertising averaged 2.5 mA)",
+    "esp-touch": "Espressif esp-iot-solution, 'Current Consumption Test for ESP32 in Deep sleep' "
+                 "(documents/low_power_solution/deep-sleep_current_test_en.md, measured: EXT0 wake 6.4 uA, "
+                 "touch pad wake 35.6-37.3 uA, pad 9 = GPIO32: 36.3 uA)",
     "mcp1700": "Microchip MCP1700 LDO datasheet (quiescent current 1.6 uA typ.)",
     "drv8833": "TI DRV8833 datasheet (sleep-mode VM current 1.6 uA typ., 2.5 uA max)",
     "board": "the board file (boards/*.json: divider note, motor run_ma / stall_ma)",
@@ -86,6 +89,7 @@ FIGURES = {
         "awake_ma": Figure(43.0, "lucidar"),       # CPU on, radio off (boot, motor runs)
         "chip_sleep_ma": Figure(0.010, "esp32-ds"),
         "devkit_sleep_ma": Figure(3.8, "lucidar"),
+        "touch_wake_ma": Figure(0.0299, "esp-touch"),  # the outside touch pad armed: 36.3 - 6.4 uA
     },
     "esp32c3": {
         "ble_ma": Figure(110.0, "assumed"),        # taken equal to the ESP32's (idf-753): unmeasured on a C3
@@ -93,6 +97,7 @@ FIGURES = {
         "awake_ma": Figure(26.8, "c3-rob"),
         "chip_sleep_ma": Figure(0.005, "c3-ds"),
         "devkit_sleep_ma": Figure(0.6, "c3-devkitm"),
+        "touch_wake_ma": Figure(0.0, "board"),     # an outside contact: no current until pressed
     },
     "pcb": {  # what a lock PCB adds to the module in deep sleep
         "ldo_ma": Figure(0.0016, "mcp1700"),
@@ -107,6 +112,10 @@ FIGURES = {
         "session_hold_s": Figure(35.0, "firmware"),  # awake at least this long after a session began
         "duty_period_s": Figure(4.0, "c3-wake"),   # timer-wake advertising: sleep 4 s ...
         "duty_adv_s": Figure(0.1, "c3-wake"),      # ... advertise 100 ms
+        # the sleeping profiles: a carer wakes the unit at the outside pad, then her phone connects
+        "touch_connect_s": Figure(5.0, "assumed"),  # from the touch to the phone's connection
+        "window_s": Figure(30.0, "firmware"),      # an outside wake nobody uses: awake this long
+        "stray_touches": Figure(2.0, "assumed"),   # such wakes a day (passers-by, a child)
     },
 }
 
@@ -248,6 +257,8 @@ def profile_mas(chip: str, variant: str, profile: str, board: dict, st: DayStats
     # least the session hold, as locksleep does); asleep the rest of the day
     wakes = len(st.episodes)
     settle, hold = t["settle_s"].value, t["session_hold_s"].value
+    if profile in ("deep_sleep", "deep_sleep_lingering") and board.get("wake_outside", {}).get("kind") == "touch":
+        sleep += fig(chip, "touch_wake_ma")  # the ESP32's touch sensor keeps measuring in deep sleep
     if profile == "deep_sleep":
         hold = 0.0  # the phone hangs up after its RESULT: the link closes the session, the hold ends
     awake_s = sum(max(max(0, b - a) + settle, hold if by_phone else 0) for a, b, by_phone in st.episodes)
@@ -256,6 +267,13 @@ def profile_mas(chip: str, variant: str, profile: str, board: dict, st: DayStats
     q = boot_s * awake + adv_s * ble + session * conn + awake_s * ble + motor
     up = boot_s + adv_s + session + awake_s
     if profile in ("deep_sleep", "deep_sleep_lingering"):
+        # every phone visit starts with a touch on the outside pad: advertising until the phone
+        # connects; stray touches: a boot and the whole advertising window, then the settle
+        extra = st.sessions * max(0.0, t["touch_connect_s"].value - t["adv_wait_s"].value)
+        stray = t["stray_touches"].value
+        stray_s = stray * (t["window_s"].value + settle)
+        q += extra * ble + stray * t["boot_s"].value * awake + stray_s * ble
+        up += extra + stray * t["boot_s"].value + stray_s
         return q + sleep * max(0.0, DAY_S - up)
     if profile == "duty_cycle":
         # timer wakes to advertise for a moment, so a phone can connect without a touch

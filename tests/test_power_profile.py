@@ -223,6 +223,23 @@ def test_repeated_outside_wakes_without_a_session_mute_the_pad_journaled_once(w)
     assert u.status["state"] == Bolt.LOCKED and u.status["motor_ms"] == 0
 
 
+def test_a_further_mute_without_a_session_lasts_twice_as_long(w):
+    """Rain on the pad, or a child all afternoon: each mute with no session since doubles (to 8 h)."""
+    u = Unit(w, uid())
+    u.run(4_000)
+    before = len(_records(u))
+    _touch_and_wait(u, 5)
+    u.call("skip", 30 * 60_000)
+    u.run(4_000)
+    _touch_and_wait(u, 5)
+    assert _records(u)[before:] == [(Event.WAKE_MUTED, 5, 1800), (Event.WAKE_MUTED, 5, 3600)]
+    u.call("skip", 30 * 60_000)
+    assert sleep(u)["asleep"] and not sleep(u)["outside_armed"]   # still muted after 30 min
+    u.call("skip", 31 * 60_000)
+    u.run(4_000)
+    assert sleep(u)["asleep"] and sleep(u)["outside_armed"]
+
+
 def test_a_session_clears_the_count_of_unused_outside_wakes(w):
     u = Unit(w, uid())
     u.run(4_000)

@@ -267,7 +267,7 @@ class DoorUnit:
             t = hw.clock.time()
             n = s.count(t)
             if n:  # outside wakes nobody used: the pad is muted a while (one record)
-                self.ctx.log(_EV_WAKE_MUTED, arg16=n, arg=s.mute_s)
+                self.ctx.log(_EV_WAKE_MUTED, arg16=n, arg=s.mute_left(t))
             self.ctx.save_journal_state()
             if self.batt.journal_ok() and not (self._quiet and not s.sessions):
                 self._save_clock()  # not after a wake nobody used: no flash write per touch

@@ -13,7 +13,8 @@
 # for window_ms so a phone can connect; it never moves the bolt. Outside wakes
 # without a session are counted in RTC memory (it survives deep sleep; no flash
 # write per wake): idle_wakes of them within idle_s mute the outside source for
-# mute_s (the unit sleeps on the button and a timer, then arms it again);
+# mute_s, doubling up to 8 h while no session comes between (rain on the pad,
+# a child all afternoon); the unit sleeps on the button and a timer, then arms it again;
 # count(), just before the unit sleeps, says so once, for one journal record.
 # A session clears both.
 import struct
@@ -32,8 +33,9 @@ _SESSION_MS = const(35000)  # longer than the protocol's 30 s between a session'
 _WINDOW_MS = const(30000)   # an outside wake: awake (advertising) this long for a phone
 _IDLE_WAKES = const(5)      # outside wakes without a session ...
 _IDLE_S = const(600)        # ... within 10 minutes ...
-_MUTE_S = const(1800)       # ... mute the outside source for 30 minutes
-_MEM_TAG = b"LW"            # RTC memory: tag, u16 wakes, u32 first wake, u32 muted until
+_MUTE_S = const(1800)       # ... mute the outside source for 30 minutes, doubled for each
+_MUTE_MAX_S = const(28800)  # further mute without a session in between, up to 8 hours
+_MEM_TAG = b"LW"            # RTC memory: tag, u16 wakes, u32 first wake, u32 muted until, u8 strikes
 
 
 class Sleeper:
@@ -51,9 +53,10 @@ class Sleeper:
         self.wakes = 0     # outside wakes without a session in this count
         self._first = 0    # RTC second of the first of them
         self.muted = 0     # RTC second the outside source is muted until
+        self.strikes = 0   # mutes since the last session
         m = rtc.memory() if rtc is not None else b""
-        if len(m) == 12 and m[:2] == _MEM_TAG:
-            self.wakes, self._first, self.muted = struct.unpack(">2xHII", m)
+        if len(m) == 13 and m[:2] == _MEM_TAG:
+            self.wakes, self._first, self.muted, self.strikes = struct.unpack(">2xHIIB", m)
         self._until = 0
         self._state = -1
         self._door = None
@@ -66,7 +69,7 @@ class Sleeper:
 
     def _save(self):
         if self._rtc is not None:
-            self._rtc.memory(struct.pack(">2sHII", _MEM_TAG, self.wakes, self._first, self.muted))
+            self._rtc.memory(struct.pack(">2sHIIB", _MEM_TAG, self.wakes, self._first, self.muted, self.strikes))
 
     def woke_outside(self, now):
         # the outside source woke the unit (now: ms since boot): hold the
@@ -89,23 +92,25 @@ class Sleeper:
         if self.wakes >= self.idle_wakes:
             n = self.wakes
             self.wakes = 0
-            self.muted = t + self.mute_s
+            self.muted = t + min(self.mute_s << self.strikes, _MUTE_MAX_S)
+            self.strikes = min(self.strikes + 1, 8)
         self._save()
         return n
 
     def mute_left(self, t):
         # seconds the outside source stays muted (0: armed); a clock set back ends it
         left = self.muted - t
-        return left if 0 < left <= self.mute_s else 0
+        return left if 0 < left <= _MUTE_MAX_S else 0
 
     def opened(self, now):
         # a session started: the outside wakes were wanted
         self._open += 1
         self.sessions += 1
         self._hold(now + self.session_ms)
-        if self.wakes or self.muted:
+        if self.wakes or self.muted or self.strikes:
             self.wakes = 0
             self.muted = 0
+            self.strikes = 0
             self._save()
 
     def closed(self, now):
