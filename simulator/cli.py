@@ -2,7 +2,7 @@
 
     locksim start --state DIR --locks 20 [--procs 2] [--pty] [--blank N] [--factory] [--storage files]
     locksim status [LOCK] --state DIR [--json]
-    locksim door LOCK open|close          locksim press LOCK
+    locksim door LOCK open|close          locksim press LOCK          locksim touch LOCK
     locksim battery LOCK [--mv MV] [--drain MV_PER_H]
     locksim jam LOCK on|off
     locksim power LOCK cut|restore [--at-write N] [--torn]
@@ -333,6 +333,10 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("press", help="press the inside button")
     s.add_argument("lock")
     s.set_defaults(fn=_lock_call("press"))
+
+    s = sub.add_parser("touch", help="touch the outside wake pad")
+    s.add_argument("lock")
+    s.set_defaults(fn=_lock_call("touch"))
 
     s = sub.add_parser("jam")
     s.add_argument("lock")

@@ -285,6 +285,9 @@ def test_inside_button_jam_and_battery_through_the_control_api(tmp_path):
             assert st["state"] == Bolt.UNLOCKED and st["bolt"] == 100  # egress from inside
             await b.fleet.advance(40000)
             assert (await b.status("L0"))["state"] == Bolt.LOCKED      # unopened: relocks
+            assert await b.fleet.call("L0", "touch") == {"touches": 1}  # the outside pad ...
+            await b.fleet.advance(2000)
+            assert (await b.status("L0"))["state"] == Bolt.LOCKED      # ... never moves the bolt
             await b.fleet.call("L0", "jam", on=True)
             await b.fleet.call("L0", "press")
             await b.fleet.advance(4000)

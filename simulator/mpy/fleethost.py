@@ -303,6 +303,16 @@ class Host:
         lk.busy_until = lk.world.ms + hold
         return {}
 
+    def op_touch(self, req):
+        # a finger on the outside wake pad (board wake_outside); an awake unit
+        # ignores it (it only wakes a sleeping one, docs/power.md)
+        lk = self.lock(req["lock"])
+        self.touch(lk)
+        hold = int(req.get("hold_ms", 200))
+        lk.world.touch(hold)
+        lk.busy_until = lk.world.ms + hold
+        return {"touches": lk.world.touches}
+
     def op_battery(self, req):
         lk = self.lock(req["lock"])
         self.touch(lk)
