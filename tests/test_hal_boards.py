@@ -274,7 +274,7 @@ def test_simulator_chip_rules_agree_with_this_table(chip):
     with mpyhost.Worker(["haltest"], paths=[Path(__file__).resolve().parent / "mpy"]) as w:
         sim = w.call("haltest.chip_table", chip)
     c = CHIPS[chip]
-    for key in ("gpio", "forbidden", "input_only", "adc1", "wake"):
+    for key in ("gpio", "forbidden", "input_only", "adc1", "wake", "touch"):
         assert set(sim[key]) == c[key], key
     assert [tuple(r) for r in sim["range"]] == [c["range"][a] for a in ("0db", "2.5db", "6db", "11db")]
 

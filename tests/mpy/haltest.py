@@ -297,7 +297,8 @@ def surface():
 def chip_table(chip):
     g, forbidden, input_only, adc1, wake, ranges = S.chip_info(chip)
     return {"gpio": list(g), "forbidden": list(forbidden), "input_only": list(input_only),
-            "adc1": list(adc1), "wake": list(wake), "range": [list(r) for r in ranges]}
+            "adc1": list(adc1), "wake": list(wake), "range": [list(r) for r in ranges],
+            "touch": list(S.touch_pins(chip))}
 
 
 def outside_wake(boards, name):
