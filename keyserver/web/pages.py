@@ -361,12 +361,13 @@ def districts(request: Request):
                                .group_by(Staff.district_id)).all())
         rows = [{"id": d.id, "name": d.name, "homes": homes.get(d.id, 0), "locks": locks.get(d.id, 0),
                  "staff": staff.get(d.id, 0)} for d in s.execute(select(District).order_by(District.name)).scalars()]
-    return render(request, "districts.html", v, active="districts", rows=rows)
+    return render(request, "districts.html", v, active="districts", rows=rows,
+                  can_create=may(v, api_people.create_district))
 
 
 @router.post("/districts")
 def district_create(request: Request, name: str = Form(""), csrf: str = Form("")):
-    v = viewer(request, ("admin",))
+    v = viewer(request, api_roles(api_people.create_district))
     check_csrf(request, v, csrf)
     d = api_people.create_district(NamedIn(name=name.strip()), request, p=v.p)
     return RedirectResponse(f"{PREFIX}/districts?created={d['id']}", status_code=303)
