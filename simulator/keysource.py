@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Protocol
 
 from lockproto import (
-    DenyKind, Err, LockKeys, ProtocolError, deny_list, issue_ticket, journal_ack, open_chunk, rekey_pair,
+    DenyKind, Err, Hello, LockKeys, ProtocolError, deny_list, issue_ticket, journal_ack, open_chunk, rekey_pair,
     time_token, verify_chain, verify_rekey_proof,
 )
+from provisioning.keysource import SourceError, Upload
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,6 @@ class PhoneBundles:
                 self.grants[lock_id.hex()].append(g)
 
     def _reach(self, what: str) -> None:
-        from provisioning.keysource import SourceError
         if not self.online:
             raise SourceError(f"no network: cannot reach the key server for {what}")
         if self.revoked:
@@ -318,7 +318,6 @@ class PhoneBundles:
         return self._bundle
 
     def hello(self, hello: bytes) -> dict:
-        from lockproto import Hello
         self._reach("the HELLO report")
         with self.issuer.mutex:
             e = self.issuer.locks.get(Hello.decode(hello).lock_id.hex())
@@ -330,7 +329,6 @@ class PhoneBundles:
             return time_token(self.issuer.keys(lock_id, epoch), nonce_l, int(self.clock()))
 
     def upload(self, lock_id: bytes, chunk: bytes):
-        from provisioning.keysource import Upload
         self._reach("the journal upload")
         with self.issuer.mutex:
             ing = self.issuer.ingest(lock_id, chunk)

@@ -45,9 +45,11 @@ from lockproto import Err, Op, Right
 
 from provisioning.carer import CarerApp, DoorVisit
 from provisioning.gatt import GattTransport, SimRadio
+from provisioning.keysource import KeyServerSource
 
 from .fleet import Fleet, FleetError, LockSpec
 from .keysource import LocalIssuer, PhoneBundles
+from .ksdistrict import KeyServerDistrict, write_clock
 
 CARER_RIGHTS = Right.UNLOCK | Right.LOCK | Right.JOURNAL
 
@@ -304,7 +306,6 @@ class LocalDistrict:
         self.issuer = issuer
         self.clock = clock
         self.sources: dict[str, PhoneBundles] = {}
-        self.users: dict[str, int] = {}
 
     def register(self, lock: str) -> tuple[bytes, int, bytes]:
         with self.issuer.mutex:
@@ -315,7 +316,6 @@ class LocalDistrict:
         for lid, (nb, na) in plan.items():
             src.add_grant(lid, nb, na, CARER_RIGHTS)
         self.sources[carer.name] = src
-        self.users[carer.name] = carer.user
         return src
 
     def alarm(self, carer: Carer, lid: bytes, wall: int, minutes: float) -> None:
@@ -360,11 +360,9 @@ class KeyServerBackedDistrict:
 
     def __init__(self, url: str, admin_token: str, sc: "Scenario", clock_file: str | Path,
                  shift_hours: float = 12.0) -> None:
-        from .ksdistrict import KeyServerDistrict, KeyServerError
         self.url = url.rstrip("/")
         self.clock_file = Path(clock_file)
         self.shift_hours = shift_hours
-        self._err = KeyServerError
         self._wrote = 0
         self.set_time(sc.start)
         try:
@@ -382,7 +380,6 @@ class KeyServerBackedDistrict:
                                 f"{sc.start}: start the server afresh with the clock file at the start")
         self.ksd = KeyServerDistrict(self.url, admin_token, sc.name, clock_file=self.clock_file)
         self.names: dict[bytes, str] = {}
-        self.sc = sc
 
     def register(self, lock: str) -> tuple[bytes, int, bytes]:
         lid, ep, m = self.ksd.register_lock(lock, "sim")
@@ -390,7 +387,6 @@ class KeyServerBackedDistrict:
         return lid, ep, m
 
     def _source(self, token: str):
-        from provisioning.keysource import KeyServerSource
         return KeyServerSource(self.url, token, shift_hours=self.shift_hours, clock=self.sim_now)
 
     def add_carer(self, carer: "Carer", plan: dict[bytes, tuple[int, int]]):
@@ -416,7 +412,6 @@ class KeyServerBackedDistrict:
     def set_time(self, wall: int) -> None:
         # the server's clock never goes back, so neither does the file
         if wall > self._wrote:
-            from .ksdistrict import write_clock
             write_clock(self.clock_file, wall)
             self._wrote = wall
 
@@ -771,8 +766,8 @@ async def run_scenario(sc: Scenario, state_dir: str | Path | None = None, procs:
                 raise ScenarioError("a key server run needs an admin token and the server's clock file")
             district = await asyncio.to_thread(KeyServerBackedDistrict, keyserver, admin_token, sc, clock_file)
         fleet = Fleet(state_dir, procs=sc.procs, seed=sc.seed, storage=sc.storage, **kw)
-        runner = Runner(sc, fleet, LocalIssuer(Path(state_dir) / "issuer.json"), progress=progress,
-                        district=district)
+        issuer = LocalIssuer(Path(state_dir) / "issuer.json") if district is None else None
+        runner = Runner(sc, fleet, issuer, progress=progress, district=district)
         t0 = time.monotonic()
         try:
             await runner.setup()
