@@ -160,12 +160,14 @@ class CarerApp:
         """Carry a lock's journal to the server (after the visit, when the door is locked again)."""
         c = LockClient(self.transport_for(where))
         try:
-            h = c.hello()
+            raw = c.transport.hello()
+            h = Hello.decode(raw)
             entry = self._entry(h.lock_id)
             t = bundle_ticket(entry, h.epoch, Right.JOURNAL) if entry else None
             if t is None:
                 return 0
-            n, _ = journal_courier(c, self.ks, h.lock_id, t, entry["journal_from_seq"])
+            # on the connection whose HELLO was just read, as at the door
+            n, _ = journal_courier(c, self.ks, h.lock_id, t, entry["journal_from_seq"], c.session(t, raw))
             return n
         except (SourceError, LockError, TransportError, ProtocolError):
             return 0   # the journal stays on the lock until a phone gets it through
