@@ -23,12 +23,28 @@ _LOCK_ID = b"LK\x00\x00\x00\x00\x00\x42"
 _MASTER = bytes(range(7, 39))
 
 
-async def _message(conn, ms=3000):
+async def message(conn, ms=3000):
+    # the next whole message the unit notifies on TX
     r = lockfrag.Reassembler()
     while True:
         msg = r.feed(await conn.notified(bluetooth.UUID(lockble.TX_UUID), ms))
         if msg is not None:
             return msg
+
+
+async def auth(conn, tk, lock_id, rights, now=_NOW, op=1):
+    # the phone's half of a connection: read the HELLO, send AUTH with op under a
+    # ticket (id 9, user 77) the unit's ticket key tk makes; -> (answer, K_S)
+    hello = await message(conn)
+    ticket = struct.pack(">B8sIIIIIIBHHBh", 1, lock_id, 1, 9, 77, now - 60, now + 3600, now - 60,
+                         rights, 0, 0, 0, 0)
+    nonce_p = b"\x33" * 16
+    ks = lockcrypto.session_key(lockcrypto.ticket_key(tk, ticket), hello[15:31], nonce_p)
+    body = lockwire.encode_auth_body(1, ticket, nonce_p, op)
+    frame = body + lockcrypto.fmac(ks, 0x50, 0, lockcrypto.sha256(hello) + body)
+    for f in lockfrag.fragment(frame, conn.mtu or 23):
+        await conn.write(bluetooth.UUID(lockble.RX_UUID), f)
+    return await message(conn), ks
 
 
 def run(boards, rights, mtu):
@@ -53,17 +69,7 @@ def run(boards, rights, mtu):
                              for a in ads]
         out["adv_pct"] = ads[0].adv_data[-2] if ads else None
         conn = await p.connect(ads[0].addr, 2000)
-        hello = await _message(conn)
-        keys = unit.keystore.keys
-        ticket = struct.pack(">B8sIIIIIIBHHBh", 1, _LOCK_ID, 1, 9, 77, _NOW - 60, _NOW + 3600, _NOW - 60,
-                             rights, 0, 0, 0, 0)
-        nonce_p = b"\x33" * 16
-        ks = lockcrypto.session_key(lockcrypto.ticket_key(keys.tk, ticket), hello[15:31], nonce_p)
-        body = lockwire.encode_auth_body(1, ticket, nonce_p, 1)
-        auth = body + lockcrypto.fmac(ks, 0x50, 0, lockcrypto.sha256(hello) + body)
-        for f in lockfrag.fragment(auth, conn.mtu or 23):
-            await conn.write(bluetooth.UUID(lockble.RX_UUID), f)
-        resp = await _message(conn)
+        resp, ks = await auth(conn, unit.keystore.keys.tk, _LOCK_ID, rights)
         out["result_mac_ok"] = resp[-16:] == lockcrypto.fmac(ks, 0x4C, 0, resp[:-16])
         out["status"] = resp[6] if resp[0] == 3 else -resp[1]
         await asyncio.sleep_ms(2000)

@@ -3,30 +3,19 @@
 # link closes the session when the phone disconnects, so the unit powers down a
 # settle after the relock, not the 35 s a session may otherwise last.
 import asyncio
-import struct
 import lockhal
 import lockhal_sim
 import lockapp
 import lockble
-import lockcrypto
-import lockfrag
-import lockwire
 import aioble
 import bluetooth
 from lockkeys import RamKV
 from lockjournal import RamRecords
+from e2eunit import auth  # the phone's half of HELLO -> AUTH
 
 _NOW = 1767225600
 _LOCK_ID = b"LK\x00\x00\x00\x00\x00\x43"
 _MASTER = bytes(range(9, 41))
-
-
-async def _message(conn, ms=3000):
-    r = lockfrag.Reassembler()
-    while True:
-        msg = r.feed(await conn.notified(bluetooth.UUID(lockble.TX_UUID), ms))
-        if msg is not None:
-            return msg
 
 
 def _unit(board, world, kv, records):
@@ -74,16 +63,7 @@ def run(boards, hang_up, wait_ms=12000, touch=False):
         await asyncio.sleep_ms(100)
         ads = p.scan()
         conn = await p.connect(ads[0].addr, 2000)
-        hello = await _message(conn)
-        ticket = struct.pack(">B8sIIIIIIBHHBh", 1, _LOCK_ID, 1, 9, 77, _NOW - 60, _NOW + 3600, _NOW - 60,
-                             1, 0, 0, 0, 0)
-        nonce_p = b"\x33" * 16
-        ks = lockcrypto.session_key(lockcrypto.ticket_key(unit.keystore.keys.tk, ticket), hello[15:31], nonce_p)
-        body = lockwire.encode_auth_body(1, ticket, nonce_p, 1)
-        auth = body + lockcrypto.fmac(ks, 0x50, 0, lockcrypto.sha256(hello) + body)
-        for f in lockfrag.fragment(auth, conn.mtu or 23):
-            await conn.write(bluetooth.UUID(lockble.RX_UUID), f)
-        resp = await _message(conn)
+        resp, _ = await auth(conn, unit.keystore.keys.tk, _LOCK_ID, 1)
         out["status"] = resp[6] if resp[0] == 3 else -resp[1]
         out["unlocked_at"] = world.ms
         out["journal_grew"] = unit.journal.head != head0
